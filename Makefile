@@ -1,0 +1,74 @@
+# reluwatch — every entry point a user or CI needs. Each target installs what it
+# uses, so a fresh clone needs only Node.js >= 20, npm, Java >= 17 and Maven.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+NODE_TEST := node --import tsx --test --test-reporter=spec
+UNIT_TESTS = $(shell find test/unit -name '*.test.ts' | sort)
+INTEGRATION_TESTS = $(shell find test/integration test/interop test/e2e -name '*.test.ts' 2>/dev/null | sort)
+KAFKA := deploy/kafka-local/kafka.sh
+export KAFKAJS_NO_PARTITIONER_WARNING := 1
+
+.PHONY: help install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
+        kafka-jars demo bench eval clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed ## install npm dependencies (npm ci)
+
+build: install ## compile TypeScript to dist/ (then `npx reluwatch --help` works)
+	npx tsc -p tsconfig.build.json
+	@chmod +x dist/src/cli/main.js
+
+lint: install ## formatter+linter (Biome) and type check (tsc --noEmit)
+	npx biome check .
+	npx tsc --noEmit -p tsconfig.json
+
+format: install ## apply Biome's formatting and safe fixes
+	npx biome check --write .
+
+# One runner invocation, so the run ends on one summary line for every test.
+test: lint kafka-jars ## lint, then every unit and integration test
+	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
+
+test-unit: install ## unit tests only (no broker)
+	$(NODE_TEST) $(UNIT_TESTS)
+
+test-integration: install kafka-jars ## integration tests against a real Kafka broker
+	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
+
+kafka-jars: ## fetch the Kafka broker jars from Maven Central (once)
+	$(KAFKA) jars
+
+kafka-up: install ## start the local single-node Kafka (idempotent); prints the bootstrap address
+	$(KAFKA) up
+
+kafka-down: ## stop the local Kafka started by kafka-up
+	$(KAFKA) down
+
+kafka-down-all: ## stop every local broker under .kafka-local/ (tests may start extra ones)
+	@for d in .kafka-local/*/; do [ -d "$$d" ] && KAFKA_PORT=$$(basename "$$d") $(KAFKA) down || true; done
+
+demo: install kafka-up ## the end-to-end demo (see README for what it does today)
+	@echo
+	@echo "reluwatch demo: the local broker is up at 127.0.0.1:9092 (stop it with 'make kafka-down')."
+	@echo "Not built yet: the demo trainer, 'reluwatch consume' and the live transition printout."
+	@echo "Today the demo only proves the toolchain: broker running, CLI below."
+	@echo
+	npx tsx src/cli/main.ts --help
+
+bench: install ## benchmarks (not part of make test)
+	@echo "no benchmarks yet"; exit 1
+
+eval: install ## detection-quality evaluation (not part of make test)
+	@echo "no evaluation yet"; exit 1
+
+clean: ## remove build output and local broker data (stops brokers first)
+	$(MAKE) kafka-down-all
+	rm -rf dist .kafka-local

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+/**
+ * The one reluwatch command. Each subcommand lives in its own module and is
+ * registered here, so `reluwatch --help` lists everything the tool can do.
+ */
+import { Command } from "commander";
+import { packageVersion } from "../paths.js";
+import { registerBackendCommand } from "./backend-command.js";
+
+export function buildProgram(): Command {
+  const program = new Command("reluwatch")
+    .description(
+      "Watches neural-network training for dying ReLU units: Kafka in, Prometheus metrics and alerts out.",
+    )
+    .version(packageVersion)
+    .showHelpAfterError();
+  registerBackendCommand(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);
