@@ -108,9 +108,10 @@ up() {
   format_storage
   log "starting broker on $bootstrap (log: $logfile)"
   # setsid: the broker outlives the make or test process that started it.
+  # 9>&-: it must not inherit the lock, or no later kafka.sh could take it.
   setsid java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC \
     -Dlog4j2.configurationFile="$here/log4j2.properties" \
-    -cp "$lib/*" kafka.Kafka "$state/server.properties" </dev/null >"$logfile" 2>&1 &
+    -cp "$lib/*" kafka.Kafka "$state/server.properties" </dev/null >"$logfile" 2>&1 9>&- &
   echo $! >"$pidfile"
   wait_ready "$!"
   log "ready"
