@@ -1,0 +1,301 @@
+/**
+ * Every setting reluwatch reads, declared once. The flag, the environment
+ * variable and the config-file key are all derived from `name`, so they cannot
+ * drift apart: `metrics_port` ↔ `--metrics-port` ↔ `RELUWATCH_METRICS_PORT` ↔
+ * `metrics_port:` in YAML/JSON. Units are part of the names (`_ms`, `_steps`,
+ * `_bytes`).
+ */
+
+export type OptionType = "string" | "int" | "number" | "bool" | "list" | "enum";
+
+export interface OptionSpec {
+  name: string;
+  type: OptionType;
+  /** undefined: the option is unset unless given. */
+  default?: string | number | boolean | string[];
+  /** Allowed values for enum options. */
+  values?: readonly string[];
+  /** Inclusive lower bound for numbers. */
+  min?: number;
+  /** Exclusive lower bound for numbers. */
+  above?: number;
+  /** Exclusive upper bound for numbers. */
+  below?: number;
+  /** Inclusive upper bound for numbers. */
+  max?: number;
+  doc: string;
+  /** Which commands read it; the detector options apply to both consume and replay. */
+  group: "kafka" | "service" | "detector" | "limits";
+  /** Secrets are never logged or echoed in errors. */
+  secret?: boolean;
+}
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  // Kafka connection
+  {
+    name: "brokers",
+    type: "list",
+    default: ["127.0.0.1:9092"],
+    group: "kafka",
+    doc: "Kafka bootstrap servers, comma-separated host:port.",
+  },
+  {
+    name: "client_id",
+    type: "string",
+    default: "reluwatch",
+    group: "kafka",
+    doc: "Kafka client id (appears in broker logs and quotas).",
+  },
+  {
+    name: "topic",
+    type: "string",
+    default: "reluwatch.snapshots",
+    group: "kafka",
+    doc: "Topic of ActivationSnapshot records.",
+  },
+  {
+    name: "group",
+    type: "string",
+    default: "reluwatch",
+    group: "kafka",
+    doc: "Consumer group; instances in one group share the partitions.",
+  },
+  {
+    name: "events_topic",
+    type: "string",
+    default: "reluwatch.transitions",
+    group: "kafka",
+    doc: "Topic the UnitTransition events are written to.",
+  },
+  {
+    name: "dead_letter_topic",
+    type: "string",
+    default: "reluwatch.dead-letter",
+    group: "kafka",
+    doc: "Topic invalid or over-limit snapshots are copied to, unchanged, with the error in headers.",
+  },
+  {
+    name: "ssl",
+    type: "bool",
+    default: false,
+    group: "kafka",
+    doc: "Connect to Kafka over TLS.",
+  },
+  {
+    name: "ssl_ca_file",
+    type: "string",
+    group: "kafka",
+    doc: "PEM file of the CA that signed the brokers' certificates (implies --ssl).",
+  },
+  {
+    name: "ssl_cert_file",
+    type: "string",
+    group: "kafka",
+    doc: "PEM client certificate for mutual TLS (implies --ssl).",
+  },
+  {
+    name: "ssl_key_file",
+    type: "string",
+    group: "kafka",
+    doc: "PEM private key of the client certificate.",
+  },
+  {
+    name: "ssl_reject_unauthorized",
+    type: "bool",
+    default: true,
+    group: "kafka",
+    doc: "Reject brokers whose certificate does not verify. Turn off only for testing.",
+  },
+  {
+    name: "sasl_mechanism",
+    type: "enum",
+    values: ["plain", "scram-sha-256", "scram-sha-512"],
+    group: "kafka",
+    doc: "SASL mechanism; needs --sasl-username and --sasl-password.",
+  },
+  { name: "sasl_username", type: "string", group: "kafka", doc: "SASL user name." },
+  {
+    name: "sasl_password",
+    type: "string",
+    group: "kafka",
+    secret: true,
+    doc: "SASL password (prefer RELUWATCH_SASL_PASSWORD over the flag, which shows in process lists).",
+  },
+  {
+    name: "restore_lookback_ms",
+    type: "int",
+    default: 30 * 60 * 1000,
+    min: 0,
+    group: "kafka",
+    doc: "On partition assignment, re-read this much history to rebuild the layers' windows before going live.",
+  },
+  // Service
+  {
+    name: "metrics_port",
+    type: "int",
+    default: 9464,
+    min: 0,
+    max: 65535,
+    group: "service",
+    doc: "HTTP port of /metrics, /healthz, /readyz and the /api (0 picks a free port).",
+  },
+  {
+    name: "metrics_host",
+    type: "string",
+    default: "0.0.0.0",
+    group: "service",
+    doc: "Address the HTTP server binds to.",
+  },
+  {
+    name: "run_idle_timeout_ms",
+    type: "int",
+    default: 6 * 60 * 60 * 1000,
+    above: 0,
+    group: "service",
+    doc: "A run that sent nothing for this long is forgotten: its state and metric series are removed.",
+  },
+  {
+    name: "unit_series",
+    type: "bool",
+    default: false,
+    group: "service",
+    doc: "Export reluwatch_unit_firing_rate for the units closest to death (per-unit series; opt-in).",
+  },
+  {
+    name: "unit_series_max",
+    type: "int",
+    default: 1000,
+    min: 1,
+    group: "service",
+    doc: "Cap on reluwatch_unit_firing_rate series in total; the rest fold into one unit=\"other\" series per layer.",
+  },
+  {
+    name: "log_level",
+    type: "enum",
+    values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
+    default: "info",
+    group: "service",
+    doc: "Log level of the JSON-lines log on stderr.",
+  },
+  // Detector (consume and replay)
+  {
+    name: "window_steps",
+    type: "int",
+    default: 1000,
+    min: 1,
+    group: "detector",
+    doc: "Length of the rolling window, in training steps.",
+  },
+  {
+    name: "window_buckets",
+    type: "int",
+    default: 10,
+    min: 1,
+    group: "detector",
+    doc: "Buckets the window is kept in; must divide window_steps.",
+  },
+  {
+    name: "alpha",
+    type: "number",
+    default: 0.001,
+    above: 0,
+    below: 1,
+    group: "detector",
+    doc: "1 − confidence of a dead verdict.",
+  },
+  {
+    name: "dead_rate",
+    type: "number",
+    default: 0.001,
+    above: 0,
+    below: 1,
+    group: "detector",
+    doc: "A unit is dead when its firing rate is below this with confidence 1 − alpha.",
+  },
+  {
+    name: "silent_rate",
+    type: "number",
+    default: 0.01,
+    above: 0,
+    below: 1,
+    group: "detector",
+    doc: "Living units firing on fewer than this share of inputs are mostly-silent.",
+  },
+  {
+    name: "revive_min_fires",
+    type: "int",
+    default: 3,
+    min: 1,
+    group: "detector",
+    doc: "Fires after a dead verdict needed (at a rate >= dead_rate) before the unit counts as alive again.",
+  },
+  {
+    name: "effective_sample_fraction",
+    type: "number",
+    default: 1,
+    above: 0,
+    max: 1,
+    group: "detector",
+    doc: "Share of samples counted as independent (lower it when samples are correlated tokens).",
+  },
+  {
+    name: "constant_cv",
+    type: "number",
+    default: 0.001,
+    above: 0,
+    group: "detector",
+    doc: "A living unit whose activation's coefficient of variation is below this is flagged constant.",
+  },
+  {
+    name: "closest_k",
+    type: "int",
+    default: 10,
+    min: 0,
+    max: 1000,
+    group: "detector",
+    doc: "How many living units closest to death each layer summary lists.",
+  },
+  // Limits
+  {
+    name: "max_runs",
+    type: "int",
+    default: 100,
+    min: 1,
+    group: "limits",
+    doc: "Runs tracked at once; snapshots of further runs are dead-lettered as over_limit.",
+  },
+  {
+    name: "max_layers_per_run",
+    type: "int",
+    default: 1000,
+    min: 1,
+    group: "limits",
+    doc: "Layers tracked per run; snapshots of further layers are dead-lettered as over_limit.",
+  },
+  {
+    name: "max_units_per_layer",
+    type: "int",
+    default: 1 << 20,
+    min: 1,
+    group: "limits",
+    doc: "Largest layer_units accepted; larger layers are dead-lettered as over_limit.",
+  },
+  {
+    name: "max_message_bytes",
+    type: "int",
+    default: 4 * 1024 * 1024,
+    min: 1024,
+    group: "limits",
+    doc: "Largest snapshot message decoded; larger messages are dead-lettered as invalid (too_large).",
+  },
+];
+
+export type OptionName = (typeof OPTION_SPECS)[number]["name"];
+
+export function flagOf(name: string): string {
+  return `--${name.replaceAll("_", "-")}`;
+}
+
+export function envOf(name: string): string {
+  return `RELUWATCH_${name.toUpperCase()}`;
+}

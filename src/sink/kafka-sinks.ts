@@ -1,0 +1,75 @@
+/**
+ * The two Kafka outputs of the consumer: transition events (UnitTransition,
+ * keyed like snapshots so a layer's events stay in order) and the dead-letter
+ * topic (the offending message unchanged, the error in headers). Both go
+ * through one idempotent producer and are flushed before offsets are committed,
+ * so nothing is lost across a crash (at-least-once).
+ */
+import type { Kafka, Message, Producer } from "kafkajs";
+import { encodeTransition } from "../codec/index.js";
+import { layerKey, type UnitTransition } from "../core/snapshot.js";
+
+/** Header names on dead-lettered messages; documented in docs/errors.md. */
+export const DEAD_LETTER_HEADERS = {
+  code: "reluwatch-error-code",
+  message: "reluwatch-error-message",
+  topic: "reluwatch-source-topic",
+  partition: "reluwatch-source-partition",
+  offset: "reluwatch-source-offset",
+} as const;
+
+export interface DeadLetterRecord {
+  reason: string;
+  message: string;
+  source: { topic: string; partition: number; offset: string };
+  key: Buffer | null;
+  value: Buffer | null;
+  headers?: Record<string, Buffer | string | undefined>;
+}
+
+export class KafkaSinks {
+  private readonly producer: Producer;
+
+  constructor(
+    kafka: Kafka,
+    private readonly eventsTopic: string,
+    private readonly deadLetterTopic: string,
+  ) {
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+  }
+
+  connect(): Promise<void> {
+    return this.producer.connect();
+  }
+
+  disconnect(): Promise<void> {
+    return this.producer.disconnect();
+  }
+
+  /** Writes one batch worth of events and dead letters; resolves when the broker acknowledged all. */
+  async write(transitions: readonly UnitTransition[], deadLetters: readonly DeadLetterRecord[]): Promise<void> {
+    const topicMessages = [];
+    if (transitions.length > 0) {
+      topicMessages.push({
+        topic: this.eventsTopic,
+        messages: transitions.map((t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) })),
+      });
+    }
+    if (deadLetters.length > 0) {
+      topicMessages.push({ topic: this.deadLetterTopic, messages: deadLetters.map(toDeadLetterMessage) });
+    }
+    if (topicMessages.length > 0) await this.producer.sendBatch({ topicMessages, acks: -1 });
+  }
+}
+
+function toDeadLetterMessage(d: DeadLetterRecord): Message {
+  const headers: Record<string, Buffer | string> = {};
+  for (const [k, v] of Object.entries(d.headers ?? {})) if (v !== undefined) headers[k] = v;
+  headers[DEAD_LETTER_HEADERS.code] = d.reason;
+  // Header values should stay small; the full message is in the service log.
+  headers[DEAD_LETTER_HEADERS.message] = d.message.slice(0, 1000);
+  headers[DEAD_LETTER_HEADERS.topic] = d.source.topic;
+  headers[DEAD_LETTER_HEADERS.partition] = String(d.source.partition);
+  headers[DEAD_LETTER_HEADERS.offset] = d.source.offset;
+  return { key: d.key, value: d.value, headers };
+}

@@ -1,0 +1,293 @@
+/**
+ * The Prometheus exporter. Layer metrics are computed in `collect()` from the
+ * detector's layer summaries at scrape time, so a scrape always shows the
+ * current state and a dropped layer's series vanish with it. Pipeline metrics
+ * (snapshots, lag, age) are counted as events happen.
+ *
+ * Naming: one `reluwatch_` namespace, base units, counters end in `_total`;
+ * every name here is listed in docs/metrics.md (a test keeps the two equal).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { LayerSummary, UnitState } from "../core/index.js";
+
+/** What the exporter reads at scrape time. */
+export interface DetectorView {
+  summaries(): LayerSummary[];
+  trackedUnits(): number;
+}
+
+export interface ExporterOptions {
+  /** Export reluwatch_unit_firing_rate for the units closest to death. */
+  unitSeries: boolean;
+  /** Cap on reluwatch_unit_firing_rate series; the rest fold into unit="other" per layer. */
+  unitSeriesMax: number;
+  /** Also export prom-client's process and Node.js runtime metrics. */
+  processMetrics?: boolean;
+}
+
+export type SnapshotResult = "ok" | "duplicate" | "late" | "invalid" | "over_limit";
+
+const STATES: readonly UnitState[] = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"];
+const stateLabel = (s: UnitState): string => s.toLowerCase();
+
+export class Exporter {
+  readonly registry = new Registry();
+  private readonly snapshots: Counter<"result">;
+  private readonly invalid: Counter<"reason">;
+  private readonly age: Histogram;
+  private readonly lag: Gauge<"topic" | "partition">;
+  private readonly restoring: Gauge;
+
+  constructor(
+    private readonly view: DetectorView,
+    private readonly options: ExporterOptions,
+  ) {
+    const registers = [this.registry];
+    const layerLabels = ["run", "layer"] as const;
+    // prom-client calls every collect() of one scrape in a single synchronous
+    // pass; the summaries are computed once for that pass and forgotten in the
+    // next microtask, so collect() stays linear in layers, not layers × metrics.
+    let cached: LayerSummary[] | undefined;
+    const scrape = (): LayerSummary[] => {
+      if (cached === undefined) {
+        cached = this.view.summaries();
+        queueMicrotask(() => {
+          cached = undefined;
+        });
+      }
+      return cached;
+    };
+
+    new Gauge({
+      name: "reluwatch_layer_units",
+      help: "Units of a layer in each state (unknown, active, mostly_silent, dead).",
+      labelNames: [...layerLabels, "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of scrape()) {
+          for (const state of STATES) {
+            this.set({ run: s.run_id, layer: s.layer, state: stateLabel(state) }, s.units_by_state[state]);
+          }
+        }
+      },
+    });
+    this.layerGauge("reluwatch_layer_dead_ratio", "Share of a layer's units that are dead (0..1).", scrape, (s) => s.dead_ratio);
+    this.layerGauge(
+      "reluwatch_layer_born_dead_units",
+      "Units whose first verdict was dead and that were never seen firing: an initialisation problem.",
+      scrape,
+      (s) => s.born_dead_units,
+    );
+    this.layerGauge(
+      "reluwatch_layer_constant_units",
+      "Living units whose activation barely varies over the window (no information about the input).",
+      scrape,
+      (s) => s.constant_units,
+    );
+    this.layerGauge("reluwatch_layer_step", "Newest training step seen for the layer.", scrape, (s) => s.step);
+    this.layerGauge(
+      "reluwatch_layer_window_samples",
+      "Samples (inputs) in the layer's rolling window, summed over ranks.",
+      scrape,
+      (s) => s.window_samples,
+    );
+    this.layerGauge(
+      "reluwatch_layer_stale_ranks",
+      "Ranks that stopped reporting while the others advance; verdicts lack their inputs.",
+      scrape,
+      (s) => s.stale_ranks,
+    );
+    this.layerGauge(
+      "reluwatch_layer_dormancy_mean",
+      "Mean ReDo dormancy score of the layer's units (unit mean |activation| / layer mean); only when abs_sum is sent.",
+      scrape,
+      (s) => s.dormancy_mean ?? undefined,
+    );
+    this.layerGauge(
+      "reluwatch_layer_last_snapshot_timestamp_seconds",
+      "Wall time the newest snapshot of the layer was applied (Unix seconds).",
+      scrape,
+      (s) => s.last_snapshot_ms / 1000,
+    );
+    this.layerCounter(
+      "reluwatch_layer_nonfinite_values_total",
+      "NaN or infinite activation values seen in raw snapshots of the layer.",
+      scrape,
+      (s) => s.nonfinite_values_total,
+    );
+    this.layerCounter(
+      "reluwatch_layer_checkpoint_resumes_total",
+      "Times a rank resumed the layer from a checkpoint (an earlier step with a later time); the window was cut back.",
+      scrape,
+      (s) => s.resumes_total,
+    );
+    this.layerCounter(
+      "reluwatch_layer_resets_total",
+      "Times the layer's state was reset because its layer_units changed mid-run.",
+      scrape,
+      (s) => s.resets_total,
+    );
+    new Counter({
+      name: "reluwatch_unit_transitions_total",
+      help: "Units that changed state, by from and to state (to=dead is a death; from=dead a revival).",
+      labelNames: [...layerLabels, "from", "to"],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of scrape()) {
+          for (const t of s.transitions_total) {
+            this.inc({ run: s.run_id, layer: s.layer, from: stateLabel(t.from), to: stateLabel(t.to) }, t.count);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: "reluwatch_layer_units_by_firing_rate",
+      help: "Units of a layer whose windowed firing rate is <= le (cumulative), for heatmaps of the distribution.",
+      labelNames: [...layerLabels, "le"],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of scrape()) {
+          for (const b of s.firing_rate_le) this.set({ run: s.run_id, layer: s.layer, le: String(b.le) }, b.units);
+        }
+      },
+    });
+    const unitSeries = this.options.unitSeries;
+    const unitSeriesMax = this.options.unitSeriesMax;
+    if (unitSeries) {
+      new Gauge({
+        name: "reluwatch_unit_firing_rate",
+        help: 'Windowed firing rate of the living units closest to death (opt-in); past the cap, unit="other" holds the lowest folded rate per layer.',
+        labelNames: [...layerLabels, "unit"],
+        registers,
+        collect() {
+          this.reset();
+          let budget = unitSeriesMax;
+          for (const s of scrape()) {
+            let folded: number | undefined;
+            for (const u of s.closest_to_death) {
+              if (budget > 0) {
+                this.set({ run: s.run_id, layer: s.layer, unit: String(u.unit) }, u.firing_rate);
+                budget--;
+              } else {
+                folded = Math.min(folded ?? Number.POSITIVE_INFINITY, u.firing_rate);
+              }
+            }
+            if (folded !== undefined) this.set({ run: s.run_id, layer: s.layer, unit: "other" }, folded);
+          }
+        },
+      });
+    }
+
+    const view = this.view;
+    new Gauge({
+      name: "reluwatch_tracked_units",
+      help: "Units whose windows this instance keeps, over all runs and layers.",
+      registers,
+      collect() {
+        this.set(view.trackedUnits());
+      },
+    });
+    this.snapshots = new Counter({
+      name: "reluwatch_snapshots_total",
+      help: "Snapshots processed, by result: ok, duplicate (already applied), late (older than the window), invalid, over_limit.",
+      labelNames: ["result"],
+      registers,
+    });
+    for (const result of ["ok", "duplicate", "late", "invalid", "over_limit"]) this.snapshots.inc({ result }, 0);
+    this.invalid = new Counter({
+      name: "reluwatch_invalid_snapshots_total",
+      help: "Snapshots dead-lettered, by reason (an error code of docs/errors.md or a limit).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.age = new Histogram({
+      name: "reluwatch_snapshot_age_seconds",
+      help: "Processing time minus the snapshot's time: how far behind training the verdicts are.",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+      registers,
+    });
+    this.lag = new Gauge({
+      name: "reluwatch_consumer_lag_messages",
+      help: "Messages between the partition's high watermark and the consumer's position.",
+      labelNames: ["topic", "partition"],
+      registers,
+    });
+    this.restoring = new Gauge({
+      name: "reluwatch_restoring",
+      help: "1 while the instance rebuilds windows of newly assigned partitions (not ready), else 0.",
+      registers,
+    });
+    this.restoring.set(0);
+    if (this.options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private layerGauge(
+    name: string,
+    help: string,
+    scrape: () => LayerSummary[],
+    value: (s: LayerSummary) => number | undefined,
+  ): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: ["run", "layer"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of scrape()) {
+          const v = value(s);
+          if (v !== undefined) this.set({ run: s.run_id, layer: s.layer }, v);
+        }
+      },
+    });
+  }
+
+  private layerCounter(name: string, help: string, scrape: () => LayerSummary[], value: (s: LayerSummary) => number): void {
+    new Counter({
+      name,
+      help,
+      labelNames: ["run", "layer"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of scrape()) this.inc({ run: s.run_id, layer: s.layer }, value(s));
+      },
+    });
+  }
+
+  countSnapshot(result: SnapshotResult, count = 1): void {
+    this.snapshots.inc({ result }, count);
+  }
+
+  countRejected(result: "invalid" | "over_limit", reason: string): void {
+    this.snapshots.inc({ result });
+    this.invalid.inc({ reason });
+  }
+
+  observeAge(seconds: number): void {
+    this.age.observe(Math.max(0, seconds));
+  }
+
+  setLag(topic: string, partition: number, messages: number): void {
+    this.lag.set({ topic, partition: String(partition) }, messages);
+  }
+
+  dropLag(topic: string, partition: number): void {
+    this.lag.remove({ topic, partition: String(partition) });
+  }
+
+  setRestoring(on: boolean): void {
+    this.restoring.set(on ? 1 : 0);
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

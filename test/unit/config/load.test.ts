@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { promisify } from "node:util";
+import { ConfigError, envOf, flagOf, loadSettings, OPTION_SPECS } from "../../../src/config/index.js";
+import { renderSettingsReference } from "../../../src/config/reference.js";
+import { packageRoot } from "../../../src/paths.js";
+
+const ALL = ["kafka", "service", "detector", "limits"] as const;
+const load = (flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) =>
+  loadSettings({ flags, env, groups: ALL });
+
+function tempFile(name: string, text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "reluwatch-config-")), name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function rejectsNaming(fn: () => unknown, setting: string | RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    if (typeof setting === "string") assert.equal(err.setting, setting);
+    else assert.match(err.setting, setting);
+    assert.match(err.message, /^invalid setting /);
+    return true;
+  });
+}
+
+describe("settings", () => {
+  test("defaults are those documented in the issue and valid", () => {
+    const s = load();
+    assert.deepEqual(s.kafka.brokers, ["127.0.0.1:9092"]);
+    assert.equal(s.topic, "reluwatch.snapshots");
+    assert.equal(s.events_topic, "reluwatch.transitions");
+    assert.equal(s.dead_letter_topic, "reluwatch.dead-letter");
+    assert.equal(s.metrics_port, 9464);
+    assert.equal(s.restore_lookback_ms, 30 * 60 * 1000);
+    assert.equal(s.detector.window_steps, 1000);
+    assert.equal(s.detector.window_buckets, 10);
+    assert.equal(s.detector.alpha, 0.001);
+    assert.equal(s.detector.dead_rate, 0.001);
+    assert.equal(s.detector.silent_rate, 0.01);
+    assert.equal(s.kafka.ssl, false);
+    assert.equal(s.kafka.sasl_mechanism, undefined);
+  });
+
+  test("file < environment < flag, with names derived from one table", () => {
+    const file = tempFile("c.yaml", "metrics_port: 1111\nwindow_steps: 2000\ntopic: from-file\n");
+    const s = load({ config: file, metricsPort: "3333" }, { RELUWATCH_METRICS_PORT: "2222", RELUWATCH_WINDOW_STEPS: "4000" });
+    assert.equal(s.metrics_port, 3333, "flag beats env");
+    assert.equal(s.detector.window_steps, 4000, "env beats file");
+    assert.equal(s.topic, "from-file", "file beats default");
+  });
+
+  test("every option is readable from RELUWATCH_<UPPER_SNAKE>", () => {
+    const names = OPTION_SPECS.map((s) => envOf(s.name));
+    assert.ok(names.includes("RELUWATCH_METRICS_PORT"));
+    assert.ok(names.includes("RELUWATCH_RESTORE_LOOKBACK_MS"));
+    const s = load({}, { RELUWATCH_BROKERS: "a:1, b:2", RELUWATCH_GROUP: "g", RELUWATCH_ALPHA: "0.01" });
+    assert.deepEqual(s.kafka.brokers, ["a:1", "b:2"]);
+    assert.equal(s.group, "g");
+    assert.equal(s.detector.alpha, 0.01);
+  });
+
+  test("JSON config files work too", () => {
+    const file = tempFile("c.json", JSON.stringify({ brokers: ["x:9"], unit_series: true }));
+    const s = load({ config: file });
+    assert.deepEqual(s.kafka.brokers, ["x:9"]);
+    assert.equal(s.unit_series, true);
+  });
+
+  test("a bad value is named the way the user wrote it", () => {
+    rejectsNaming(() => load({ metricsPort: "abc" }), "--metrics-port");
+    rejectsNaming(() => load({}, { RELUWATCH_METRICS_PORT: "70000" }), "RELUWATCH_METRICS_PORT");
+    const file = tempFile("c.yaml", "alpha: 2\n");
+    rejectsNaming(() => load({ config: file }), /^alpha \(in .*c\.yaml\)$/);
+    rejectsNaming(() => load({ windowSteps: "1.5" }), "--window-steps");
+    rejectsNaming(() => load({ ssl: "maybe" }), "--ssl");
+    rejectsNaming(() => load({ saslMechanism: "gssapi" }), "--sasl-mechanism");
+  });
+
+  test("rules across settings are checked by the detector and named", () => {
+    rejectsNaming(() => load({}, { RELUWATCH_WINDOW_BUCKETS: "7" }), "RELUWATCH_WINDOW_BUCKETS");
+    rejectsNaming(() => load({ deadRate: "0.05", silentRate: "0.01" }), /--dead-rate|--silent-rate/);
+  });
+
+  test("unknown keys in a file are errors, not silent defaults", () => {
+    const file = tempFile("c.yaml", "metrics_prot: 1\n");
+    rejectsNaming(() => load({ config: file }), /^metrics_prot/);
+  });
+
+  test("SASL needs a user and a password; TLS files must exist", () => {
+    rejectsNaming(() => load({ saslMechanism: "scram-sha-512" }), "--sasl-mechanism");
+    rejectsNaming(() => load({ saslUsername: "u" }), "--sasl-username");
+    const s = load({ saslMechanism: "scram-sha-256", saslUsername: "u" }, { RELUWATCH_SASL_PASSWORD: "p" });
+    assert.equal(s.kafka.sasl_mechanism, "scram-sha-256");
+    rejectsNaming(() => load({ sslCaFile: "/nonexistent/ca.pem" }), "--ssl-ca-file");
+    const ca = tempFile("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    assert.equal(load({ sslCaFile: ca }).kafka.ssl, true, "a CA file implies TLS");
+  });
+
+  test("secrets are not echoed in errors", () => {
+    assert.throws(
+      () => load({ saslPassword: "" }),
+      (err: Error) => !err.message.includes('""') && /--sasl-password/.test(err.message),
+    );
+  });
+
+  test("docs/configuration.md holds the current generated reference", () => {
+    const doc = readFileSync(join(packageRoot, "docs/configuration.md"), "utf8");
+    assert.ok(doc.includes(renderSettingsReference()), "docs/configuration.md is stale: run `make docs`");
+    for (const spec of OPTION_SPECS) assert.ok(doc.includes(flagOf(spec.name)));
+  });
+});
+
+describe("the CLI", () => {
+  const run = promisify(execFile);
+  test("a bad setting exits 2 with one line that names it", async () => {
+    await assert.rejects(
+      run("node", ["--import", "tsx", join(packageRoot, "src/cli/main.ts"), "consume", "--window-steps", "abc"], {
+        cwd: packageRoot,
+      }),
+      (err: { code: number; stderr: string }) => {
+        assert.equal(err.code, 2);
+        const lines = err.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, err.stderr);
+        assert.match(lines[0]!, /^reluwatch: invalid setting --window-steps: must be a number, got "abc"$/);
+        return true;
+      },
+    );
+  });
+});
