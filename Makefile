@@ -11,7 +11,7 @@ KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
 .PHONY: help install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
-        kafka-jars demo bench eval clean
+        kafka-jars demo bench eval clean system-deps rules rules-test dashboards
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
 
 # One runner invocation, so the run ends on one summary line for every test.
-test: lint kafka-jars ## lint, then every unit and integration test
+test: lint kafka-jars system-deps ## lint, then every unit and integration test
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: install ## unit tests only (no broker)
@@ -42,6 +42,21 @@ test-unit: install ## unit tests only (no broker)
 
 test-integration: install kafka-jars ## integration tests against a real Kafka broker
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
+
+system-deps: ## Prometheus and Alertmanager from Debian, for the rule and alert tests (apt-get; needs root)
+	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	  apt-get update && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager; \
+	fi
+
+rules: install ## regenerate the Prometheus rule file and PrometheusRule from deploy/prometheus/rules.ts
+	npx tsx deploy/generate.ts rules
+
+rules-test: system-deps ## promtool check and unit-test the alerting and recording rules
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
+
+dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana/dashboards.ts
+	npx tsx deploy/generate.ts dashboards
 
 kafka-jars: ## fetch the Kafka broker jars from Maven Central (once)
 	$(KAFKA) jars

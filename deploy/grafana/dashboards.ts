@@ -31,6 +31,7 @@ import { PanelBuilder as TablePanel } from "@grafana/grafana-foundation-sdk/tabl
 import { PanelBuilder as TimeseriesPanel } from "@grafana/grafana-foundation-sdk/timeseries";
 import { RECORDED, THRESHOLDS } from "../prometheus/rules.js";
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: a Grafana variable, not a JavaScript placeholder.
 const DATASOURCE = { type: "prometheus", uid: "${datasource}" };
 
 /** Selector for the layer chosen in the Layer dashboard's variables. */

@@ -279,7 +279,7 @@ function alertingRules(t: RuleTimings): AlertingRule[] {
       labels: { severity: "warning" },
       annotations: {
         summary: "Invalid snapshots arrive with reason {{ $labels.reason }}.",
-        description: `{{ $value | humanize }} invalid snapshot(s) per second with reason {{ $labels.reason }} over the last ${t.rateWindow}; they go to the dead-letter topic.`,
+        description: `{{ $value | printf "%.2f" }} invalid snapshot(s) per second with reason {{ $labels.reason }} over the last ${t.rateWindow}; they go to the dead-letter topic.`,
         runbook_url: runbook("ReluwatchInvalidSnapshots"),
       },
     },
