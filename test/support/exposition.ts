@@ -28,7 +28,7 @@ function family(name: string) {
   return found;
 }
 
-function escape(value: string): string {
+function escapeLabelValue(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
@@ -51,7 +51,7 @@ export function renderExposition(samples: Sample[]): string {
     lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
     for (const s of members) {
       const labels = Object.entries(s.labels ?? {})
-        .map(([k, v]) => `${k}="${escape(v)}"`)
+        .map(([k, v]) => `${k}="${escapeLabelValue(v)}"`)
         .join(",");
       lines.push(`${s.name}${labels ? `{${labels}}` : ""} ${formatValue(s.value)}`);
     }
