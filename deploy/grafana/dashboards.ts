@@ -373,9 +373,25 @@ export const DASHBOARDS = {
   "deploy/grafana/dashboards/reluwatch-pipeline.json": pipelineDashboard,
 } as const;
 
+/** Stable panel ids, so links to a panel (viewPanel=N) survive regeneration. */
+function numberPanels(dashboard: Dashboard): Dashboard {
+  let next = 1;
+  const walk = (panels: { id?: number; panels?: unknown[] }[]) => {
+    for (const p of panels) {
+      p.id = next++;
+      if (p.panels) walk(p.panels as { id?: number }[]);
+    }
+  };
+  walk((dashboard.panels ?? []) as { id?: number }[]);
+  return dashboard;
+}
+
 /** The generated dashboard files, by path relative to the package root. */
 export function generatedDashboardFiles(): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(DASHBOARDS).map(([path, build]) => [path, `${JSON.stringify(build(), null, 2)}\n`]),
+    Object.entries(DASHBOARDS).map(([path, build]) => [
+      path,
+      `${JSON.stringify(numberPanels(build()), null, 2)}\n`,
+    ]),
   );
 }
