@@ -35,6 +35,9 @@ export const FAST_TIMINGS: RuleTimings = {
   },
 };
 
+/** The shipped Alertmanager configuration, relative to the package root. */
+export const ALERTMANAGER_CONFIG_FILE = "deploy/alertmanager/alertmanager.yml";
+
 export class ProcessStartError extends Error {
   constructor(
     readonly binary: string,
@@ -204,7 +207,7 @@ export interface RunningAlertmanager {
  * test-sized grouping delays: routing tree and inhibition rules stay as shipped.
  */
 export function alertmanagerConfigForTest(webhookUrl: string): Record<string, unknown> {
-  const shipped = parse(readFileSync(join(packageRoot, "deploy/alertmanager/alertmanager.yml"), "utf8")) as {
+  const shipped = parse(readFileSync(join(packageRoot, ALERTMANAGER_CONFIG_FILE), "utf8")) as {
     route: Route;
     receivers: unknown[];
   };
