@@ -11,7 +11,7 @@ KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
 .PHONY: help install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
-        kafka-jars demo bench eval clean system-deps rules rules-test dashboards
+        kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
 
 # One runner invocation, so the run ends on one summary line for every test.
-test: lint kafka-jars system-deps ## lint, then every unit and integration test
+test: lint kafka-jars system-deps kustomize ## lint, then every unit and integration test
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: install ## unit tests only (no broker)
@@ -54,6 +54,11 @@ rules: install ## regenerate the Prometheus rule file and PrometheusRule from de
 rules-test: system-deps ## promtool check and unit-test the alerting and recording rules
 	promtool check rules deploy/prometheus/rules/*.yml
 	promtool test rules deploy/prometheus/tests/*.yml
+
+KUSTOMIZE := .tmp/bin/kustomize
+kustomize: $(KUSTOMIZE) ## build kustomize from the Go module proxy (the k8s manifest tests render with it)
+$(KUSTOMIZE):
+	GOBIN=$(CURDIR)/.tmp/bin go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
 
 dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana/dashboards.ts
 	npx tsx deploy/generate.ts dashboards

@@ -2,7 +2,8 @@
  * Structural checks of the deployment files. No Docker engine or Kubernetes
  * API is reachable here, and schema validators such as kubeconform fetch their
  * schemas from the network at run time, so these tests parse the files with
- * the yaml library and check what a broken deployment would get wrong.
+ * the yaml library and check what a broken deployment would get wrong; the
+ * kustomizations are rendered with a real kustomize (`make kustomize`).
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -218,6 +219,33 @@ describe("Kubernetes manifests", () => {
     const file = parse(repoFile(RULES_FILE));
     assert.deepEqual(rule.spec, file);
     assert.deepEqual(rule.spec, JSON.parse(JSON.stringify(buildRules())));
+  });
+
+  it("kustomize renders the base and the overlay, with the overlay's namespace, image and patches", async () => {
+    const kustomize = join(packageRoot, ".tmp/bin/kustomize");
+    assert.ok(existsSync(kustomize), "kustomize missing: run `make kustomize`");
+    const render = async (dir: string) =>
+      parseAllDocuments((await run(kustomize, ["build", join(packageRoot, dir)])).stdout).map(
+        (d) => d.toJS() as K8sObject,
+      );
+    const built = await render(base);
+    assert.equal(built.length, objects.length);
+    for (const o of built) assert.equal(o.metadata.labels!["app.kubernetes.io/name"], "reluwatch");
+    const example = await render("deploy/k8s/overlays/example");
+    assert.equal(example.length, objects.length);
+    for (const o of example) assert.equal((o.metadata as { namespace?: string }).namespace, "ml-monitoring");
+    const deployment = example.find((o) => o.kind === "Deployment")!;
+    assert.equal(deployment.spec.replicas, 3);
+    const [c] = deployment.spec.template.spec.containers;
+    assert.equal(c.image, "registry.example.com/ml/reluwatch:0.1.0");
+    assert.equal(c.envFrom[1].secretRef.name, "reluwatch-kafka");
+    // The patch must not lose the base's hardening or probes.
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(c.readinessProbe.httpGet.path, EXPORTER_PATHS.readiness);
+    assert.equal(
+      example.find((o) => o.kind === "ConfigMap")!.data!.RELUWATCH_METRICS_PORT,
+      String(EXPORTER_PORT),
+    );
   });
 
   it("the example overlay builds on the base and patches objects that exist", () => {
