@@ -37,10 +37,10 @@ format: install ## apply Biome's formatting and safe fixes
 test: lint kafka-jars system-deps kustomize ## lint, then every unit and integration test
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
-test-unit: install ## unit tests only (no broker)
+test-unit: install system-deps kustomize ## unit tests only (no broker)
 	$(NODE_TEST) $(UNIT_TESTS)
 
-test-integration: install kafka-jars ## integration tests against a real Kafka broker
+test-integration: install kafka-jars system-deps ## integration tests against a real Kafka broker
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
 
 system-deps: ## Prometheus and Alertmanager from Debian, for the rule and alert tests (apt-get; needs root)
