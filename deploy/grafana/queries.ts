@@ -93,3 +93,42 @@ function collect(dashboard: Dashboard, name: string, vars: QueryVariables): Pane
 export function dashboardQueries(vars: QueryVariables): PanelQuery[] {
   return Object.entries(DASHBOARDS).flatMap(([path, build]) => collect(build(), path, vars));
 }
+
+export interface VariableQuery {
+  dashboard: string;
+  variable: string;
+  /** The variable's label_values(...) definition. */
+  template: string;
+  /** An equivalent PromQL query: one series per value the variable offers. */
+  expr: string;
+}
+
+interface VariableLike {
+  name: string;
+  type: string;
+  query?: unknown;
+}
+
+/**
+ * The dashboards' query variables as PromQL (`label_values(sel, l)` becomes
+ * `count by (l) (sel)`), with the other variables substituted, so a test can
+ * check every drop-down offers values.
+ */
+export function variableQueries(vars: QueryVariables): VariableQuery[] {
+  return Object.entries(DASHBOARDS).flatMap(([path, build]) => {
+    const list = ((build() as { templating?: { list?: VariableLike[] } }).templating?.list ?? []).filter(
+      (v) => v.type === "query" && typeof v.query === "string",
+    );
+    return list.map((v) => {
+      const template = v.query as string;
+      const m = /^label_values\((.+),\s*(\w+)\)$/.exec(template);
+      if (!m) throw new Error(`${path}: variable ${v.name} is not a label_values(selector, label) query`);
+      return {
+        dashboard: path,
+        variable: v.name,
+        template,
+        expr: substituteVariables(`count by (${m[2]}) (${m[1]})`, vars),
+      };
+    });
+  });
+}

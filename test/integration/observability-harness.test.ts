@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { dashboardQueries } from "../../deploy/grafana/queries.js";
+import { dashboardQueries, variableQueries } from "../../deploy/grafana/queries.js";
 import { renderExposition, type Sample } from "../support/exposition.js";
 import {
   alertmanagerConfigForTest,
@@ -185,6 +185,19 @@ describe("observability kit against real Prometheus and Alertmanager", () => {
         if (result.length === 0) empty.push(`${q.dashboard} / ${q.panel}: ${q.expr}`);
       }
       assert.deepEqual(empty, [], `panels without data for layer ${layer}`);
+    }
+  });
+
+  it("every dashboard variable offers the run and layers being exported", async () => {
+    const queries = variableQueries({ run: RUN, layer: DYING });
+    assert.equal(queries.length, 4);
+    for (const q of queries) {
+      const values = (await prometheus.query(q.expr)).map((s) => s.metric[q.variable]).sort();
+      assert.deepEqual(
+        values,
+        q.variable === "run" ? [RUN] : [DYING, HEALTHY],
+        `${q.dashboard} $${q.variable}`,
+      );
     }
   });
 });

@@ -6,6 +6,7 @@ import {
   dashboardQueries,
   substituteVariables,
   UnresolvedVariableError,
+  variableQueries,
 } from "../../../deploy/grafana/queries.js";
 import { METRICS } from "../../../deploy/metrics-contract.js";
 import { buildRules } from "../../../deploy/prometheus/rules.js";
@@ -142,6 +143,16 @@ describe("Grafana dashboards", () => {
     assert.throws(
       () => substituteVariables('up{job="$job"}', { run: "r", layer: "l" }),
       UnresolvedVariableError,
+    );
+  });
+
+  it("variableQueries turns label_values() into PromQL with the other variables substituted", () => {
+    const layerVars = variableQueries({ run: "r9", layer: "l" }).filter((q) =>
+      q.dashboard.endsWith("layer.json"),
+    );
+    assert.deepEqual(
+      layerVars.map((q) => q.expr),
+      ["count by (run) (reluwatch_layer_units)", 'count by (layer) (reluwatch_layer_units{run="r9"})'],
     );
   });
 
