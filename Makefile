@@ -56,9 +56,10 @@ rules-test: system-deps ## promtool check and unit-test the alerting and recordi
 	promtool test rules deploy/prometheus/tests/*.yml
 
 KUSTOMIZE := .tmp/bin/kustomize
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 kustomize: $(KUSTOMIZE) ## build kustomize from the Go module proxy (the k8s manifest tests render with it)
 $(KUSTOMIZE):
-	GOBIN=$(CURDIR)/.tmp/bin go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+	GOBIN=$(CURDIR)/.tmp/bin $(GO) install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
 
 dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana/dashboards.ts
 	npx tsx deploy/generate.ts dashboards
