@@ -11,7 +11,7 @@ KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
 .PHONY: help install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
-        kafka-jars demo bench eval clean
+        kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,14 +34,35 @@ format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
 
 # One runner invocation, so the run ends on one summary line for every test.
-test: lint kafka-jars ## lint, then every unit and integration test
+test: lint kafka-jars system-deps kustomize ## lint, then every unit and integration test
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
-test-unit: install ## unit tests only (no broker)
+test-unit: install system-deps kustomize ## unit tests only (no broker)
 	$(NODE_TEST) $(UNIT_TESTS)
 
-test-integration: install kafka-jars ## integration tests against a real Kafka broker
+test-integration: install kafka-jars system-deps ## integration tests against a real Kafka broker
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
+
+system-deps: ## Prometheus and Alertmanager from Debian, for the rule and alert tests (apt-get; needs root)
+	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	  apt-get update && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager; \
+	fi
+
+rules: install ## regenerate the Prometheus rule file and PrometheusRule from deploy/prometheus/rules.ts
+	npx tsx deploy/generate.ts rules
+
+rules-test: system-deps ## promtool check and unit-test the alerting and recording rules
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
+
+KUSTOMIZE := .tmp/bin/kustomize
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+kustomize: $(KUSTOMIZE) ## build kustomize from the Go module proxy (the k8s manifest tests render with it)
+$(KUSTOMIZE):
+	GOBIN=$(CURDIR)/.tmp/bin $(GO) install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+
+dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana/dashboards.ts
+	npx tsx deploy/generate.ts dashboards
 
 kafka-jars: ## fetch the Kafka broker jars from Maven Central (once)
 	$(KAFKA) jars
