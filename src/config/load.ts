@@ -236,7 +236,7 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
       try {
         readFileSync(path);
       } catch (err) {
-        throw new ConfigError(label(name), `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+        throw new ConfigError(label(name), `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
       }
     }
   }

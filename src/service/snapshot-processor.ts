@@ -38,7 +38,7 @@ export class SnapshotProcessor {
     private readonly limits: LimitSettings,
     private readonly telemetry: Telemetry,
   ) {
-    this.codecLimits = { max_message_bytes: limits.max_message_bytes };
+    this.codecLimits = { maxMessageBytes: limits.max_message_bytes };
   }
 
   process(record: InputRecord, nowMs: number): ProcessResult {
@@ -48,8 +48,8 @@ export class SnapshotProcessor {
       snapshot = decodeSnapshot(value, this.codecLimits);
     } catch (err) {
       if (!(err instanceof CodecError)) throw err;
-      this.telemetry.snapshotRejected("invalid", err.code, err.message, record);
-      return { transitions: [], deadLetter: { reason: err.code, message: err.message } };
+      this.telemetry.snapshotRejected("invalid", err.reason, err.message, record);
+      return { transitions: [], deadLetter: { reason: err.reason, message: err.message } };
     }
 
     const overLimit = this.checkLimits(snapshot.run_id, snapshot.layer, snapshot.layer_units);

@@ -181,13 +181,13 @@ export class Exporter {
       });
     }
 
-    const view = this.view;
+    const detectorView = this.view;
     new Gauge({
       name: "reluwatch_tracked_units",
       help: "Units whose windows this instance keeps, over all runs and layers.",
       registers,
       collect() {
-        this.set(view.trackedUnits());
+        this.set(detectorView.trackedUnits());
       },
     });
     this.snapshots = new Counter({

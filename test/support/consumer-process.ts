@@ -1,0 +1,60 @@
+/**
+ * Runs `reluwatch consume` as a child process, as users deploy it, so tests can
+ * send it real signals (SIGTERM, SIGKILL) and read its JSON-lines log.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { packageRoot } from "../../src/paths.js";
+
+export interface ConsumerProcess {
+  child: ChildProcess;
+  baseUrl: string;
+  /** Every JSON log line so far. */
+  logs: Array<Record<string, unknown>>;
+  /** Resolves with the exit code (or the signal's name). */
+  exited: Promise<number | string>;
+}
+
+export async function startConsumerProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ConsumerProcess> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(packageRoot, "src/cli/main.ts"), "consume", "--metrics-host", "127.0.0.1", "--metrics-port", "0", ...args],
+    { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const logs: Array<Record<string, unknown>> = [];
+  const exited = once(child, "exit").then(([code, signal]) => (code ?? signal) as number | string);
+  const port = new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stderr! });
+    lines.on("line", (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        entry = { raw: line };
+      }
+      logs.push(entry);
+      if (entry.event === "http_listening") resolve(entry.port as number);
+    });
+    exited.then((code) => reject(new Error(`consume exited (${code}) before listening:\n${logs.map((l) => JSON.stringify(l)).join("\n")}`)));
+  });
+  const p = await port;
+  return { child, baseUrl: `http://127.0.0.1:${p}`, logs, exited };
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
