@@ -60,3 +60,20 @@ export function statesOf(ts: UnitTransition[]): Map<number, UnitState> {
   for (const t of ts) m.set(t.unit, t.to);
   return m;
 }
+
+/** Binomial(n, p) by inversion: one uniform per draw, exact for any n. */
+export function binomialSampler(n: number, p: number): (u: number) => number {
+  const cdf: number[] = [];
+  let pk = (1 - p) ** n;
+  let acc = 0;
+  for (let k = 0; k <= n; k++) {
+    acc += pk;
+    cdf.push(acc);
+    pk = (pk * (n - k) * p) / ((k + 1) * (1 - p));
+  }
+  return (u) => {
+    let k = 0;
+    while (k < n && u >= cdf[k]!) k++;
+    return k;
+  };
+}
