@@ -1,14 +1,18 @@
 /**
  * Micro-benchmark of the detector core: `npx tsx bench/core.ts [--quick]`.
  * Prints one JSON document and a table. Each figure is the median of several
- * runs, with the min and max beside it; memory is measured in child processes
- * started with --expose-gc, from heap and ArrayBuffer deltas around building
- * a fully covered layer.
+ * runs, with the min and max beside it. Throughputs are computed from the
+ * process's CPU time (user + system) of the timed part, so other load on a
+ * shared machine inflates them less than wall time would; the wall-time
+ * figures are in the JSON too. Memory is measured in child processes started
+ * with --expose-gc, from heap and ArrayBuffer deltas around building a fully
+ * covered layer.
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { classifyLayer } from "../src/core/classify.js";
 import { Detector } from "../src/core/index.js";
+import type { LayerState } from "../src/core/layer-state.js";
 import type { ActivationSnapshot } from "../src/core/snapshot.js";
 
 const quick = process.argv.includes("--quick");
@@ -26,6 +30,25 @@ function figure(xs: number[]): Figure {
   const mid = s.length >> 1;
   const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
   return { median, min: s[0]!, max: s[s.length - 1]!, runs: s.length };
+}
+
+/** Runs fn once and returns its [wall, cpu] seconds. */
+function timed(fn: () => void): [number, number] {
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  fn();
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  return [wall, (c.user + c.system) / 1e6];
+}
+
+interface Throughput {
+  cpu: Figure;
+  wall: Figure;
+}
+
+function throughput(work: number, times: Array<[number, number]>): Throughput {
+  return { cpu: figure(times.map(([, c]) => work / c)), wall: figure(times.map(([w]) => work / w)) };
 }
 
 function lcg(seed: number): () => number {
@@ -60,26 +83,27 @@ function countsSnapshot(units: number, step: number, rank: number, fires: Uint32
 }
 
 /** FiringCounts unit-updates per second: 8 ranks × steps inside one bucket, so no bucket closes. */
-function benchCounts(): Figure {
+function benchCounts(): Throughput {
   const units = 1 << 20;
   const ranks = 8;
+  const steps = 10;
   const fires = Array.from({ length: ranks }, (_, r) => realisticFires(units, 512, r + 1));
-  const out: number[] = [];
+  const times: Array<[number, number]> = [];
   for (let run = 0; run < RUNS; run++) {
     const d = new Detector();
     d.apply(countsSnapshot(units, 0, 0, fires[0]!), 0); // allocate outside the timed part
-    const steps = 10;
-    const t0 = process.hrtime.bigint();
-    for (let s = 1; s <= steps; s++)
-      for (let r = 0; r < ranks; r++) d.apply(countsSnapshot(units, s, r, fires[r]!), s);
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    out.push((steps * ranks * units) / secs);
+    times.push(
+      timed(() => {
+        for (let s = 1; s <= steps; s++)
+          for (let r = 0; r < ranks; r++) d.apply(countsSnapshot(units, s, r, fires[r]!), s);
+      }),
+    );
   }
-  return figure(out);
+  return throughput(steps * ranks * units, times);
 }
 
 /** Raw float32 values per second: 4096 units × 256 samples per snapshot, half of them zero. */
-function benchRaw(dtype: "FLOAT32" | "FLOAT16" | "BFLOAT16"): Figure {
+function benchRaw(dtype: "FLOAT32" | "FLOAT16" | "BFLOAT16"): Throughput {
   const units = 4096;
   const samples = 256;
   const n = units * samples;
@@ -96,7 +120,8 @@ function benchRaw(dtype: "FLOAT32" | "FLOAT16" | "BFLOAT16"): Figure {
       h[i] = dtype === "BFLOAT16" ? u32[i]! >>> 16 : f[i] === 0 ? 0 : 0x3c00 + (i & 0xff);
     bytes = new Uint8Array(h.buffer);
   }
-  const out: number[] = [];
+  const reps = 60;
+  const times: Array<[number, number]> = [];
   for (let run = 0; run < RUNS; run++) {
     const d = new Detector();
     const snap = (step: number): ActivationSnapshot => ({
@@ -112,52 +137,55 @@ function benchRaw(dtype: "FLOAT32" | "FLOAT16" | "BFLOAT16"): Figure {
       stats: { kind: "raw", dtype, values: bytes },
     });
     d.apply(snap(0), 0);
-    const reps = 60;
-    const t0 = process.hrtime.bigint();
-    for (let s = 1; s <= reps; s++) d.apply(snap(s), s);
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    out.push((reps * n) / secs);
+    times.push(
+      timed(() => {
+        for (let s = 1; s <= reps; s++) d.apply(snap(s), s);
+      }),
+    );
   }
-  return figure(out);
+  return throughput(reps * n, times);
 }
 
-/** Milliseconds of one steady-state classification pass over a 1M-unit layer (windows full, few transitions). */
-function benchClassify(): { steady: Figure; first: Figure } {
+/**
+ * Milliseconds of one classification pass over a 1M-unit layer whose window is
+ * full (steady state: few transitions), and of the apply that closes the first
+ * bucket with n_min samples, which emits a transition for every unit.
+ */
+function benchClassify(): { steady: Throughput; first: Throughput } {
   const units = 1 << 20;
   const fires = realisticFires(units, 512, 3);
-  const steady: number[] = [];
-  const first: number[] = [];
+  const steady: Array<[number, number]> = [];
+  const first: Array<[number, number]> = [];
   for (let run = 0; run < RUNS; run++) {
     const d = new Detector();
-    let t = 0;
+    let emitted = 0;
     for (let step = 0; step < 1000; step += 20) {
-      const t0 = process.hrtime.bigint();
-      const o = d.apply(countsSnapshot(units, step, 0, fires), step);
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (step % 100 === 0 && step > 0) {
-        if (o.transitions.length > 1000) first.push(ms);
-        else t = ms;
-      }
+      const snap = countsSnapshot(units, step, 0, fires);
+      const t = timed(() => {
+        emitted = d.apply(snap, step).transitions.length;
+      });
+      if (emitted > units / 2) first.push(t);
     }
-    // Time the pass itself, excluding the apply around it.
-    const rec = (d as unknown as { runs: Map<string, Map<string, { state: never }>> }).runs
+    const rec = (d as unknown as { runs: Map<string, Map<string, { state: LayerState }>> }).runs
       .get("bench")!
       .get("mlp")!;
     const params = { config: d.config, nMin: d.samplesNeeded };
     const tally = { transitions: new Float64Array(16), deaths: 0, revivals: 0 };
-    const sink: never[] = [];
-    const t0 = process.hrtime.bigint();
-    classifyLayer(
-      rec.state,
-      params,
-      { run_id: "bench", layer: "mlp", step: 0, time: 0, closing: false },
-      tally,
-      sink,
-    );
-    steady.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    void t;
+    const ctx = { run_id: "bench", layer: "mlp", step: 0, time: 0, closing: false };
+    steady.push(timed(() => classifyLayer(rec.state, params, ctx, tally, [])));
   }
-  return { steady: figure(steady), first: figure(first) };
+  // Reported in milliseconds: the "work" of 1e-3 turns seconds into ms per pass after inversion.
+  const ms = (times: Array<[number, number]>): Throughput => {
+    const inv = throughput(1, times);
+    const flip = (f: Figure): Figure => ({
+      median: 1000 / f.median,
+      min: 1000 / f.max,
+      max: 1000 / f.min,
+      runs: f.runs,
+    });
+    return { cpu: flip(inv.cpu), wall: flip(inv.wall) };
+  };
+  return { steady: ms(steady), first: ms(first) };
 }
 
 /** Child-process part: bytes per unit of one fully covered layer of `units` units. */
@@ -221,12 +249,12 @@ if (childAt >= 0) {
   console.log(JSON.stringify(result, null, 2));
   const fmt = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : x.toFixed(2));
   const rows: Array<[string, Figure, string]> = [
-    ["FiringCounts unit-updates/s", counts, ">= 200M"],
-    ["raw float32 values/s", raw32, ">= 300M"],
-    ["raw float16 values/s", raw16, ""],
-    ["raw bfloat16 values/s", rawbf, ""],
-    ["classify ms / 1M units (steady)", classify.steady, "< 20"],
-    ["apply+classify ms / 1M units (first verdicts, 1M events)", classify.first, ""],
+    ["FiringCounts unit-updates/s (CPU time)", counts.cpu, ">= 200M"],
+    ["raw float32 values/s (CPU time)", raw32.cpu, ">= 300M"],
+    ["raw float16 values/s (CPU time)", raw16.cpu, ""],
+    ["raw bfloat16 values/s (CPU time)", rawbf.cpu, ""],
+    ["classify ms / 1M-unit layer (steady, CPU time)", classify.steady.cpu, "< 20"],
+    ["apply + first verdicts ms / 1M units (1M events, CPU time)", classify.first.cpu, ""],
     ["bytes / unit at 1M units", mem1, "<= 64"],
     ["bytes / unit at 10M units", mem10, "<= 64"],
   ];

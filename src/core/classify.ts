@@ -11,7 +11,6 @@ import {
   DEAD,
   FLAG_BORN_DEAD,
   FLAG_CONSTANT,
-  FLAG_EVER_FIRED,
   type LayerState,
   MOSTLY_SILENT,
   STATE_NAMES,
@@ -133,7 +132,7 @@ export function classifyLayer(
       if (next === DEAD) {
         deathFires[j] = 0;
         deathSamples[j] = 0;
-        bornDead = (flags[j]! & FLAG_EVER_FIRED) === 0;
+        bornDead = !layer.everFired(j);
         if (bornDead) flags[j] = flags[j]! | FLAG_BORN_DEAD;
         if (st === ACTIVE || st === MOSTLY_SILENT) tally.deaths++;
       } else if (st === DEAD) {

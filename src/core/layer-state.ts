@@ -12,6 +12,7 @@ export const MOSTLY_SILENT = 2;
 export const DEAD = 3;
 export const STATE_NAMES = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"] as const;
 
+/** Set when a resume cut removed the only record of a unit's fires (lastFire is the hot-path record). */
 export const FLAG_EVER_FIRED = 1;
 export const FLAG_BORN_DEAD = 2;
 export const FLAG_CONSTANT = 4;
@@ -52,6 +53,8 @@ export class LayerState {
   newestStep = Number.NaN;
   /** Steps are stored relative to this, so they fit an Int32Array. */
   origin = Number.NaN;
+  /** Newest relative step any lastFire may hold. */
+  private newestRel = NEVER;
   /** Samples counted per bucket slot by at least one snapshot, for deduplication. */
   readonly seen: Array<Set<string>>;
 
@@ -97,18 +100,23 @@ export class LayerState {
     const fb = this.fires[slot]!;
     const win = this.windowFires;
     const last = this.lastFire;
-    const flags = this.flags;
     const f = stats.fires;
-    for (let i = 0, j = offset; i < count; i++, j++) {
-      const v = f[i]!;
-      if (v !== 0) {
+    if (rel >= this.newestRel) {
+      // In-order snapshot (the common case): its step is the newest, so every
+      // firing unit's last fire is this step; a select, not a branch.
+      this.newestRel = rel;
+      for (let i = 0, j = offset; i < count; i++, j++) {
+        const v = f[i]!;
         fb[j] = fb[j]! + v;
         win[j] = win[j]! + v;
-        if (rel > last[j]!) {
-          // Any earlier fire already set the flag, so it is only written with a newer step.
-          last[j] = rel;
-          flags[j] = flags[j]! | FLAG_EVER_FIRED;
-        }
+        last[j] = v === 0 ? last[j]! : rel;
+      }
+    } else {
+      for (let i = 0, j = offset; i < count; i++, j++) {
+        const v = f[i]!;
+        fb[j] = fb[j]! + v;
+        win[j] = win[j]! + v;
+        if (v !== 0 && rel > last[j]!) last[j] = rel;
       }
     }
     if (hasStats) {
@@ -185,8 +193,12 @@ export class LayerState {
     const last = this.lastFire;
     for (let j = 0; j < this.units; j++) {
       // The exact earlier fire step is gone with the bucket; keep what the remaining buckets prove.
-      if (last[j]! >= cutStartRel) last[j] = this.newestFireBefore(j, cut);
+      if (last[j]! >= cutStartRel) {
+        this.flags[j] = this.flags[j]! | FLAG_EVER_FIRED;
+        last[j] = this.newestFireBefore(j, cut);
+      }
     }
+    this.newestRel = Math.min(this.newestRel, cutStartRel - 1);
     if (cut - 1 < this.head) this.head = cut - 1;
     const before = this.clock.firstStep(cut) - 1;
     if (this.newestStep > before) this.newestStep = before;
@@ -221,6 +233,11 @@ export class LayerState {
   /** Slots ordered newest first: ageSlots[a] is the slot of bucket head − a. */
   ageSlots(): number[] {
     return Array.from({ length: this.clock.buckets }, (_, a) => this.clock.slotOf(this.head - a));
+  }
+
+  /** Whether unit j was ever seen firing in this layer. */
+  everFired(j: number): boolean {
+    return this.lastFire[j] !== NEVER || (this.flags[j]! & FLAG_EVER_FIRED) !== 0;
   }
 
   /** Step of unit j's newest known fire, or null. */
