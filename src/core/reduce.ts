@@ -4,6 +4,7 @@
  * never fire and are left out of the sums; they are counted instead.
  */
 import { bfloat16Values, float16Values } from "./half-float.js";
+import { simdKernel } from "./simd-kernel.js";
 import type { ActivationDtype } from "./snapshot.js";
 
 export class SnapshotShapeError extends Error {
@@ -52,7 +53,7 @@ function view16(bytes: Uint8Array, n: number): Uint16Array {
 /**
  * Fills `out`, which the caller has zeroed, with the per-unit sums of the
  * samples × unitCount row-major activations; returns how many values were
- * non-finite.
+ * non-finite. Uses the WebAssembly SIMD kernel where the runtime has one.
  */
 export function reduceRaw(
   dtype: ActivationDtype,
@@ -61,13 +62,30 @@ export function reduceRaw(
   unitCount: number,
   out: UnitSums,
 ): number {
-  const n = samples * unitCount;
-  const need = n * bytesPerValue(dtype);
-  if (bytes.byteLength !== need) {
-    throw new SnapshotShapeError(
-      `raw activations: expected ${need} bytes (${samples} samples × ${unitCount} units × ${dtype}), got ${bytes.byteLength}`,
-    );
-  }
+  const n = checkLength(dtype, bytes, samples, unitCount);
+  const kernel = simdKernel();
+  const input = kernel?.input(n, unitCount) ?? null;
+  if (kernel === null || input === null) return reducePortable(dtype, bytes, samples, unitCount, out);
+  if (dtype === "FLOAT32") input.set(view32(bytes, n));
+  else decode16Into(view16(bytes, n), dtype, input);
+  const finite = kernel.run(samples, unitCount, out.fires, out.abs, out.sq);
+  // The kernel takes units in fours; the last unitCount % 4 columns are summed here.
+  if (finite && columnPass(input, samples, unitCount, unitCount & ~3, out)) return 0;
+  out.fires.fill(0);
+  out.abs.fill(0);
+  out.sq.fill(0);
+  return carefulPass(input, samples, unitCount, out);
+}
+
+/** reduceRaw in plain JavaScript, for runtimes without WebAssembly SIMD (and to test the kernel against). */
+export function reducePortable(
+  dtype: ActivationDtype,
+  bytes: Uint8Array,
+  samples: number,
+  unitCount: number,
+  out: UnitSums,
+): number {
+  const n = checkLength(dtype, bytes, samples, unitCount);
   const x = dtype === "FLOAT32" ? view32(bytes, n) : decode16(view16(bytes, n), dtype);
   // The fast pass assumes every value is finite and notices (through a NaN
   // checksum) when one is not; the careful pass then redoes the snapshot.
@@ -78,11 +96,54 @@ export function reduceRaw(
   return carefulPass(x, samples, unitCount, out);
 }
 
-function decode16(bits: Uint16Array, dtype: ActivationDtype): Float32Array {
+function checkLength(dtype: ActivationDtype, bytes: Uint8Array, samples: number, unitCount: number): number {
+  const n = samples * unitCount;
+  const need = n * bytesPerValue(dtype);
+  if (bytes.byteLength !== need) {
+    throw new SnapshotShapeError(
+      `raw activations: expected ${need} bytes (${samples} samples × ${unitCount} units × ${dtype}), got ${bytes.byteLength}`,
+    );
+  }
+  return n;
+}
+
+function decode16Into(bits: Uint16Array, dtype: ActivationDtype, out: Float32Array): void {
   const table = dtype === "FLOAT16" ? float16Values() : bfloat16Values();
-  const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]!]!;
+}
+
+function decode16(bits: Uint16Array, dtype: ActivationDtype): Float32Array {
+  const out = new Float32Array(bits.length);
+  decode16Into(bits, dtype, out);
   return out;
+}
+
+/** Sums units [from, unitCount) row by row; false when a non-finite value was met. */
+function columnPass(
+  x: Float32Array,
+  samples: number,
+  unitCount: number,
+  from: number,
+  out: UnitSums,
+): boolean {
+  const { fires, abs, sq } = out;
+  let check = 0;
+  for (let j = from; j < unitCount; j++) {
+    let f = 0;
+    let a = 0;
+    let q = 0;
+    for (let i = j; i < samples * unitCount; i += unitCount) {
+      const v = x[i]!;
+      check += v - v;
+      f += v > 0 ? 1 : 0;
+      a += Math.abs(v);
+      q += v * v;
+    }
+    fires[j] = f;
+    abs[j] = a;
+    sq[j] = q;
+  }
+  return check === 0;
 }
 
 /**

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fc from "fast-check";
 import { decodeBfloat16, decodeFloat16, reduceRaw, SnapshotShapeError } from "../../../src/core/index.js";
+import { reducePortable } from "../../../src/core/reduce.js";
 
 test("float16 bit patterns decode to their values", () => {
   const cases: Array<[number, number]> = [
@@ -72,4 +74,72 @@ test("16-bit dtypes and unaligned buffers reduce the same values", () => {
 
 test("a byte length that does not match the shape is a typed error", () => {
   assert.throws(() => reduceRaw("FLOAT32", new Uint8Array(10), 2, 2, sums(2)), SnapshotShapeError);
+});
+
+test("the SIMD kernel and the portable loop agree with a scalar reference on any shape and value", () => {
+  const value = fc.oneof(
+    { weight: 8, arbitrary: fc.float({ noNaN: true, noDefaultInfinity: true }) },
+    { weight: 4, arbitrary: fc.constant(0) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0),
+    },
+  );
+  const shape = fc
+    .record({ samples: fc.integer({ min: 0, max: 9 }), units: fc.integer({ min: 1, max: 13 }) })
+    .chain(({ samples, units }) =>
+      fc.record({
+        samples: fc.constant(samples),
+        units: fc.constant(units),
+        values: fc.array(value, { minLength: samples * units, maxLength: samples * units }),
+      }),
+    );
+  fc.assert(
+    fc.property(shape, ({ samples, units, values }) => {
+      const x = Float32Array.from(values);
+      const expected = sums(units);
+      let nonfinite = 0;
+      for (let s = 0; s < samples; s++) {
+        for (let j = 0; j < units; j++) {
+          const v = x[s * units + j]!;
+          if (!Number.isFinite(v)) {
+            nonfinite++;
+            continue;
+          }
+          expected.fires[j]! += v > 0 ? 1 : 0;
+          expected.abs[j]! += Math.abs(v);
+          expected.sq[j]! += v * v;
+        }
+      }
+      const bytes = new Uint8Array(x.buffer);
+      const kernel = sums(units);
+      assert.equal(reduceRaw("FLOAT32", bytes, samples, units, kernel), nonfinite);
+      assert.deepEqual(kernel, expected, "same additions in the same order");
+      const portable = sums(units);
+      assert.equal(reducePortable("FLOAT32", bytes, samples, units, portable), nonfinite);
+      assert.deepEqual(portable.fires, expected.fires);
+      for (let j = 0; j < units; j++) {
+        for (const k of ["abs", "sq"] as const) {
+          const e = expected[k][j]!;
+          assert.ok(Math.abs(portable[k][j]! - e) <= 1e-12 * Math.abs(e), `${k}[${j}]`);
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("a kernel-sized snapshot reduces like the portable loop, for every dtype", () => {
+  const units = 1030; // not a multiple of 4: the last columns take the scalar path
+  const samples = 7;
+  const bits = new Uint16Array(units * samples);
+  for (let i = 0; i < bits.length; i++) bits[i] = (i * 2654435761) >>> 16;
+  for (const dtype of ["FLOAT16", "BFLOAT16"] as const) {
+    const a = sums(units);
+    const b = sums(units);
+    const bytes = new Uint8Array(bits.buffer);
+    assert.equal(reduceRaw(dtype, bytes, samples, units, a), reducePortable(dtype, bytes, samples, units, b));
+    assert.deepEqual(a.fires, b.fires);
+    assert.ok(a.fires.some((f) => f > 0));
+  }
 });
