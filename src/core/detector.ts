@@ -11,7 +11,7 @@ import { type ClassifyParams, classifyLayer } from "./classify.js";
 import { type DetectorConfig, resolveDetectorConfig } from "./config.js";
 import { type LayerRecord, newLayerRecord } from "./layer-record.js";
 import { LayerState } from "./layer-state.js";
-import { reduceRaw, SnapshotShapeError, type UnitSums } from "./reduce.js";
+import { bytesPerValue, reduceRaw, SnapshotShapeError, type UnitSums } from "./reduce.js";
 import type { ActivationSnapshot, UnitTransition } from "./snapshot.js";
 import { type LayerSummary, summarize, type UnitDetail, unitDetails } from "./summary.js";
 
@@ -28,6 +28,11 @@ export interface LayerNotice {
 
 export interface ApplyOutcome {
   result: ApplyResult;
+  /**
+   * State changes found when this snapshot closed a bucket of its layer (empty
+   * otherwise). They are stamped with the layer's newest step and snapshot time
+   * before this snapshot: the evidence they rest on.
+   */
   transitions: UnitTransition[];
   notices: LayerNotice[];
 }
@@ -50,6 +55,11 @@ export class Detector {
     this.params = { config: this.config, nMin: this.samplesNeeded };
   }
 
+  /**
+   * Applies one snapshot, already validated by the codec. `nowMs` is the wall
+   * time of arrival: it only feeds last_snapshot_ms and dropIdleRuns. Throws
+   * SnapshotShapeError when the unit range or the stats do not fit the layer.
+   */
   apply(snapshot: ActivationSnapshot, nowMs: number): ApplyOutcome {
     checkShape(snapshot);
     const transitions: UnitTransition[] = [];
@@ -226,16 +236,8 @@ export class Detector {
   private addStats(rec: LayerRecord, s: ActivationSnapshot): void {
     const stats = s.stats;
     if (stats.kind === "counts") {
-      if (stats.fires.length !== s.unit_count) {
-        throw new SnapshotShapeError(
-          `fires has ${stats.fires.length} entries, unit_count is ${s.unit_count}`,
-        );
-      }
-      const withSums =
-        stats.abs_sum !== null &&
-        stats.sq_sum !== null &&
-        stats.abs_sum.length === s.unit_count &&
-        stats.sq_sum.length === s.unit_count;
+      // Means and variances need both sums; one alone is ignored.
+      const withSums = stats.abs_sum !== null && stats.sq_sum !== null;
       rec.state.add(s.step, s.samples, s.unit_offset, s.unit_count, {
         fires: stats.fires,
         abs: withSums ? stats.abs_sum : null,
@@ -260,7 +262,9 @@ export class Detector {
   }
 }
 
+/** Checks what the detector relies on before it changes any state, so a bad snapshot leaves no trace. */
 function checkShape(s: ActivationSnapshot): void {
+  const where = `snapshot ${s.run_id}/${s.layer} rank ${s.rank} step ${s.step}`;
   const ok =
     Number.isSafeInteger(s.step) &&
     Number.isSafeInteger(s.unit_offset) &&
@@ -273,7 +277,28 @@ function checkShape(s: ActivationSnapshot): void {
     s.unit_offset + s.unit_count <= s.layer_units;
   if (!ok) {
     throw new SnapshotShapeError(
-      `snapshot ${s.run_id}/${s.layer} rank ${s.rank} step ${s.step}: unit range [${s.unit_offset}, ${s.unit_offset + s.unit_count}) of ${s.layer_units} units with ${s.samples} samples is not a valid shape`,
+      `${where}: unit range [${s.unit_offset}, ${s.unit_offset + s.unit_count}) of ${s.layer_units} units with ${s.samples} samples is not a valid shape`,
     );
+  }
+  const stats = s.stats;
+  if (stats.kind === "raw") {
+    const need = s.samples * s.unit_count * bytesPerValue(stats.dtype);
+    if (stats.values.byteLength !== need) {
+      throw new SnapshotShapeError(
+        `${where}: raw activations have ${stats.values.byteLength} bytes, ${s.samples} samples × ${s.unit_count} units × ${stats.dtype} need ${need}`,
+      );
+    }
+    return;
+  }
+  for (const [name, arr] of [
+    ["fires", stats.fires],
+    ["abs_sum", stats.abs_sum],
+    ["sq_sum", stats.sq_sum],
+  ] as const) {
+    if (arr !== null && arr.length !== s.unit_count) {
+      throw new SnapshotShapeError(
+        `${where}: ${name} has ${arr.length} entries, unit_count is ${s.unit_count}`,
+      );
+    }
   }
 }

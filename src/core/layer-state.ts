@@ -3,6 +3,9 @@
  * per field, indexed by global unit. At default settings without abs_sum a
  * unit costs 10 × 4 (bucket fires) + 4 (window fires) + 4 (last fire step)
  * + 4 (expired silence) + 2 × 4 (revival evidence) + 2 (state, flags) = 62 bytes.
+ *
+ * Fire counts are 32-bit: a unit's fires in one bucket, and in the window, must
+ * stay below 2^32 (4.3 billion samples per window).
  */
 import { BucketClock, type Segment, Segments } from "./window.js";
 
@@ -55,7 +58,7 @@ export class LayerState {
   origin = Number.NaN;
   /** Newest relative step any lastFire may hold. */
   private newestRel = NEVER;
-  /** Samples counted per bucket slot by at least one snapshot, for deduplication. */
+  /** Keys of the snapshots applied to each bucket slot, so a redelivery is recognised. */
   readonly seen: Array<Set<string>>;
 
   constructor(units: number, windowSteps: number, buckets: number) {

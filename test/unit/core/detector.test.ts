@@ -183,12 +183,17 @@ test("layers and runs are listed, dropped and expired by idleness", () => {
   assert.equal(d.trackedUnits(), 2);
 });
 
-test("a snapshot whose unit range exceeds the layer is a typed error", () => {
+test("a snapshot whose unit range or sums do not fit is a typed error", () => {
   const d = new Detector(SMALL);
   assert.throws(
     () => d.apply(counts({ step: 0, unit_offset: 1, layer_units: 2, samples: 1, fires: [1, 1] }), 0),
     SnapshotShapeError,
   );
+  assert.throws(
+    () => d.apply(counts({ step: 0, samples: 1, fires: [1, 1], abs_sum: [1], sq_sum: [1, 1] }), 0),
+    /abs_sum has 1 entries, unit_count is 2/,
+  );
+  assert.equal(d.trackedUnits(), 0, "a rejected snapshot creates no layer");
 });
 
 test("flush classifies the open bucket without closing it", () => {
