@@ -77,6 +77,16 @@ describe("checkpoint resume", () => {
     assert.deepEqual(fireTotals(d), [62, 31]);
   });
 
+  test("the same step again with a later time is a resume; with the same time a duplicate", () => {
+    const d = new Detector(SMALL);
+    for (let step = 0; step < 25; step++) d.apply(counts({ step, samples: 10, fires: [1] }), step);
+    assert.equal(d.apply(counts({ step: 24, samples: 10, fires: [1] }), 30).result, "duplicate");
+    const o = d.apply(counts({ step: 24, time: 7_000_000, samples: 10, fires: [1] }), 31);
+    assert.deepEqual([o.result, o.notices[0]?.kind], ["ok", "resume"]);
+    // Cut back to step 20: steps 0..19 and the resumed step 24 remain.
+    assert.equal(d.units("run", "fc1")![0]!.fires, 21);
+  });
+
   test("a resume before the window start drops the whole window", () => {
     const d = new Detector(SMALL);
     for (let step = 0; step < 300; step++) d.apply(counts({ step, samples: 10, fires: [1] }), step);
