@@ -31,6 +31,8 @@ const RATES = [0, 0.01, 0.1, 0.5];
 
 interface Scenario {
   ranks: number;
+  /** Tensor-parallel shards per rank (1: every rank sends the whole layer). */
+  shards: number;
   units: number;
   steps: number[];
   seed: number;
@@ -38,7 +40,8 @@ interface Scenario {
 
 const scenario = fc.record({
   ranks: fc.integer({ min: 1, max: 3 }),
-  units: fc.integer({ min: 1, max: 6 }),
+  shards: fc.integer({ min: 1, max: 2 }),
+  units: fc.integer({ min: 2, max: 6 }),
   // Increasing steps with gaps, some longer than the window.
   steps: fc.array(fc.integer({ min: 1, max: 25 }), { minLength: 5, maxLength: 40 }).map((gaps) => {
     const steps: number[] = [];
@@ -48,15 +51,33 @@ const scenario = fc.record({
   seed: fc.integer({ min: 1, max: 2 ** 30 }),
 });
 
-/** Every rank's snapshots, per step in rank order (the canonical interleaving). */
+/** Every rank's snapshots (one per shard), per step in rank order (the canonical interleaving). */
 function snapshots(sc: Scenario): ActivationSnapshot[][] {
   const next = rng(sc.seed);
   const unitRates = Array.from({ length: sc.units }, () => RATES[Math.floor(next() * RATES.length)]!);
+  const cut = sc.shards === 1 ? sc.units : Math.floor(sc.units / 2);
+  const ranges =
+    sc.shards === 1
+      ? [[0, sc.units]]
+      : [
+          [0, cut],
+          [cut, sc.units],
+        ];
   return sc.steps.map((step) =>
-    Array.from({ length: sc.ranks }, (_, rank) => {
-      const samples = 1 + Math.floor(next() * 10);
-      return counts({ rank, step, samples, fires: unitRates.map((p) => binomial(next, samples, p)) });
-    }),
+    Array.from({ length: sc.ranks }, (_, rank) =>
+      ranges.map(([from, to]) => {
+        // Shards of one step may carry different sample counts.
+        const samples = 1 + Math.floor(next() * 10);
+        return counts({
+          rank,
+          step,
+          samples,
+          unit_offset: from!,
+          layer_units: sc.units,
+          fires: unitRates.slice(from, to).map((p) => binomial(next, samples, p)),
+        });
+      }),
+    ).flat(),
   );
 }
 
@@ -157,16 +178,18 @@ test("window expiry equals recomputing the window from the retained snapshots", 
       const head = Math.floor(stream.at(-1)!.step / WIDTH);
       const retained = stream.filter((s) => Math.floor(s.step / WIDTH) > head - 4);
       const fires = new Array<number>(sc.units).fill(0);
-      let samples = 0;
+      const samples = new Array<number>(sc.units).fill(0);
       for (const s of retained) {
-        samples += s.samples;
         if (s.stats.kind !== "counts") continue;
-        for (let i = 0; i < sc.units; i++) fires[i] = fires[i]! + s.stats.fires[i]!;
+        for (let i = 0; i < s.unit_count; i++) {
+          fires[s.unit_offset + i]! += s.stats.fires[i]!;
+          samples[s.unit_offset + i]! += s.samples;
+        }
       }
       const units = d.units("run", "fc1")!;
       assert.deepEqual(
         units.map((u) => [u.fires, u.samples]),
-        fires.map((f) => [f, samples]),
+        fires.map((f, i) => [f, samples[i]]),
       );
       // A fresh detector fed only the retained snapshots holds the same window.
       const fresh = new Detector(CONFIG);
