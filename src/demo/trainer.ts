@@ -157,13 +157,13 @@ function killAtBirth(model: tf.Sequential, o: DemoTrainerOptions): DeadUnits {
     const units = sampleIndices(o.units, perLayer, seededRandom(mixSeed(o.seed, 3, i)));
     chosen.set(name, new Set(units));
     if (perLayer === 0) continue;
-    const layer = model.getLayer(name);
-    const [kernel, bias] = layer.getWeights();
-    const b = bias!.dataSync().slice();
+    // weights[1] is the bias variable; read() is the live variable, so it is written, never disposed.
+    const bias = model.getLayer(name).weights[1]!;
+    const b = bias.read().dataSync().slice();
     for (const u of units) b[u] = o.born_dead_bias;
     const newBias = tf.tensor1d(b);
-    layer.setWeights([kernel!, newBias]);
-    tf.dispose([kernel!, bias!, newBias]);
+    bias.write(newBias);
+    newBias.dispose();
   }
   return chosen;
 }
