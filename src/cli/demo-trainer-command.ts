@@ -21,8 +21,9 @@ function num(value: string): number {
   return n;
 }
 
-function spikeStep(value: string): number | null {
-  return value === "none" ? null : int(value);
+/** "none" stays a string here: commander turns a parser's null into "". */
+function spikeStep(value: string): number | "none" {
+  return value === "none" ? "none" : int(value);
 }
 
 function share(value: string): number {
@@ -36,7 +37,7 @@ interface Flags {
   units: number;
   steps: number;
   lr: number;
-  lrSpikeStep: number | null;
+  lrSpikeStep: number | "none" | null;
   lrSpikeFactor: number;
   lrSpikeSteps: number;
   negativeBiasInit: number | false;
@@ -112,53 +113,63 @@ export function registerDemoTrainerCommand(program: Command): void {
     .option("--run-id <id>", "run_id of the snapshots", D.run_id)
     .option("--out <file>", "write snapshots as JSON lines to this file ('-' for stdout)")
     .option("--truth-out <file>", "write the ground truth (truly dead units per layer) as JSON")
-    .action(async (flags: Flags) => {
-      const { backend } = await loadTf((m) => process.stderr.write(`${m}\n`));
-      const options: Partial<DemoTrainerOptions> = {
-        layers: flags.layers,
-        units: flags.units,
-        steps: flags.steps,
-        lr: flags.lr,
-        lr_spike_step: flags.lrSpikeStep,
-        lr_spike_factor: flags.lrSpikeFactor,
-        lr_spike_steps: flags.lrSpikeSteps,
-        negative_bias_init: flags.negativeBiasInit === false ? 0 : flags.negativeBiasInit,
-        ranks: flags.ranks,
-        every_steps: flags.everySteps,
-        probe_batch: flags.probeBatch,
-        batch: flags.batch,
-        dataset: flags.dataset,
-        dataset_size: flags.datasetSize,
-        seed: flags.seed,
-        run_id: flags.runId,
-      };
-      const file = flags.out && flags.out !== "-" ? new JsonLinesSnapshotSink(flags.out) : undefined;
-      const sink = new CountingSink(file ?? (flags.out === "-" ? stdoutSink : undefined));
+    .action(async (flags: Flags, command: Command) => {
       try {
-        const result = await runDemo(options, { sink, log: (m) => process.stderr.write(`${m}\n`) });
-        const truth = deadUnitsToJson(result.truth);
-        if (flags.truthOut) {
-          const doc = {
-            run_id: result.options.run_id,
-            backend,
-            ranks: result.options.ranks,
-            steps: result.options.steps,
-            layer_units: result.options.units,
-            dead: truth,
-            born_dead: deadUnitsToJson(result.bornDead),
-            final_loss: result.finalLoss,
-          };
-          await writeFile(flags.truthOut, `${JSON.stringify(doc, null, 2)}\n`);
-        }
-        const perLayer = Object.entries(truth)
-          .map(([layer, units]) => `${layer} ${units.length}/${result.options.units}`)
-          .join(", ");
-        process.stderr.write(
-          `demo-trainer: ${result.options.steps} steps on ${result.options.ranks} rank(s), ${sink.count} snapshots, ` +
-            `final loss ${result.finalLoss.toFixed(4)}; truly dead: ${countUnits(result.truth)} (${perLayer})\n`,
-        );
-      } finally {
-        await file?.close();
+        await demoTrainer(flags);
+      } catch (err) {
+        // Typed errors (bad options, divergence, a failed rank) end the command with their message, not a stack.
+        if (err instanceof Error && err.name !== "Error") command.error(`error: ${err.name}: ${err.message}`);
+        throw err;
       }
     });
+}
+
+async function demoTrainer(flags: Flags): Promise<void> {
+  const { backend } = await loadTf((m) => process.stderr.write(`${m}\n`));
+  const options: Partial<DemoTrainerOptions> = {
+    layers: flags.layers,
+    units: flags.units,
+    steps: flags.steps,
+    lr: flags.lr,
+    lr_spike_step: flags.lrSpikeStep === "none" ? null : flags.lrSpikeStep,
+    lr_spike_factor: flags.lrSpikeFactor,
+    lr_spike_steps: flags.lrSpikeSteps,
+    negative_bias_init: flags.negativeBiasInit === false ? 0 : flags.negativeBiasInit,
+    ranks: flags.ranks,
+    every_steps: flags.everySteps,
+    probe_batch: flags.probeBatch,
+    batch: flags.batch,
+    dataset: flags.dataset,
+    dataset_size: flags.datasetSize,
+    seed: flags.seed,
+    run_id: flags.runId,
+  };
+  const file = flags.out && flags.out !== "-" ? new JsonLinesSnapshotSink(flags.out) : undefined;
+  const sink = new CountingSink(file ?? (flags.out === "-" ? stdoutSink : undefined));
+  try {
+    const result = await runDemo(options, { sink, log: (m) => process.stderr.write(`${m}\n`) });
+    const truth = deadUnitsToJson(result.truth);
+    if (flags.truthOut) {
+      const doc = {
+        run_id: result.options.run_id,
+        backend,
+        ranks: result.options.ranks,
+        steps: result.options.steps,
+        layer_units: result.options.units,
+        dead: truth,
+        born_dead: deadUnitsToJson(result.bornDead),
+        final_loss: result.finalLoss,
+      };
+      await writeFile(flags.truthOut, `${JSON.stringify(doc, null, 2)}\n`);
+    }
+    const perLayer = Object.entries(truth)
+      .map(([layer, units]) => `${layer} ${units.length}/${result.options.units}`)
+      .join(", ");
+    process.stderr.write(
+      `demo-trainer: ${result.options.steps} steps on ${result.options.ranks} rank(s), ${sink.count} snapshots, ` +
+        `final loss ${result.finalLoss.toFixed(4)}; truly dead: ${countUnits(result.truth)} (${perLayer})\n`,
+    );
+  } finally {
+    await file?.close();
+  }
 }

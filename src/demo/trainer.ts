@@ -47,10 +47,11 @@ export interface DemoTrainerOptions {
 export const DEFAULT_TRAINER_OPTIONS: DemoTrainerOptions = {
   layers: 4,
   units: 128,
-  steps: 3000,
+  steps: 2000,
   lr: 0.1,
-  lr_spike_step: 1500,
-  lr_spike_factor: 50,
+  // Early enough that gradients are still large: late in training the same factor kills far fewer units.
+  lr_spike_step: 500,
+  lr_spike_factor: 100,
   lr_spike_steps: 1,
   negative_bias_init: 0,
   born_dead_bias: -50,
