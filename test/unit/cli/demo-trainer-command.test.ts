@@ -22,6 +22,7 @@ test("reluwatch demo-trainer writes JSON-lines snapshots and the ground truth", 
       "demo-trainer",
       ...["--layers", "2", "--units", "16", "--steps", "40", "--every-steps", "20", "--probe-batch", "64"],
       ...["--negative-bias-init", "0.25", "--dataset-size", "512", "--run-id", "cli-run", "--seed", "3"],
+      ...["--lr-spike-step", "none"],
       ...["--out", out, "--truth-out", truthOut],
     ]);
     assert.equal(r.status, 0, r.stderr);
@@ -57,4 +58,7 @@ test("bad demo-trainer flags exit non-zero with a clear message", () => {
   const s = cli(["demo-trainer", "--negative-bias-init", "2"]);
   assert.notEqual(s.status, 0);
   assert.match(s.stderr, /share in \[0, 1\]/);
+  const t = cli(["demo-trainer", "--ranks", "0"]);
+  assert.equal(t.status, 1);
+  assert.match(t.stderr, /error: TrainerOptionsError: ranks must be an integer >= 1, got 0/);
 });
