@@ -86,6 +86,7 @@ demo: install kafka-up ## the end-to-end demo (see README for what it does today
 
 bench: install ## benchmarks (not part of make test)
 	npx tsx bench/core.ts
+	npx tsx bench/probe.ts
 
 eval: install ## detection-quality evaluation (not part of make test)
 	@echo "no evaluation yet"; exit 1
