@@ -85,7 +85,8 @@ demo: install kafka-up ## the end-to-end demo (see README for what it does today
 	npx tsx src/cli/main.ts --help
 
 bench: install ## benchmarks (not part of make test)
-	@echo "no benchmarks yet"; exit 1
+	npx tsx bench/core.ts
+	npx tsx bench/probe.ts
 
 eval: install ## detection-quality evaluation (not part of make test)
 	@echo "no evaluation yet"; exit 1

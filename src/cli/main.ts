@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { packageVersion } from "../paths.js";
 import { registerBackendCommand } from "./backend-command.js";
+import { registerDemoTrainerCommand } from "./demo-trainer-command.js";
 
 export function buildProgram(): Command {
   const program = new Command("reluwatch")
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .version(packageVersion)
     .showHelpAfterError();
   registerBackendCommand(program);
+  registerDemoTrainerCommand(program);
   return program;
 }
 

@@ -1,0 +1,175 @@
+import { writeFile } from "node:fs/promises";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import type { ActivationSnapshot } from "../core/snapshot.js";
+import { DATASET_KINDS, type DatasetKind } from "../demo/dataset.js";
+import { countUnits, deadUnitsToJson } from "../demo/ground-truth.js";
+import { runDemo } from "../demo/ranks.js";
+import { DEFAULT_TRAINER_OPTIONS as D, type DemoTrainerOptions } from "../demo/trainer.js";
+import { JsonLinesSnapshotSink, snapshotToJson } from "../publisher/jsonl-sink.js";
+import type { SnapshotSink } from "../publisher/probe.js";
+import { loadTf } from "../publisher/tf-backend.js";
+
+function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
+  return n;
+}
+
+function num(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
+  return n;
+}
+
+/** "none" stays a string here: commander turns a parser's null into "". */
+function spikeStep(value: string): number | "none" {
+  return value === "none" ? "none" : int(value);
+}
+
+function share(value: string): number {
+  const n = num(value);
+  if (n < 0 || n > 1) throw new InvalidArgumentError(`expected a share in [0, 1], got "${value}"`);
+  return n;
+}
+
+interface Flags {
+  layers: number;
+  units: number;
+  steps: number;
+  lr: number;
+  lrSpikeStep: number | "none" | null;
+  lrSpikeFactor: number;
+  lrSpikeSteps: number;
+  negativeBiasInit: number | false;
+  ranks: number;
+  everySteps: number;
+  probeBatch: number;
+  batch: number;
+  dataset: DatasetKind;
+  datasetSize: number;
+  seed: number;
+  runId: string;
+  out?: string;
+  truthOut?: string;
+}
+
+/** Counts snapshots and forwards them, if there is anywhere to forward them to. */
+class CountingSink implements SnapshotSink {
+  count = 0;
+  constructor(private readonly next?: SnapshotSink) {}
+  async publish(s: ActivationSnapshot): Promise<void> {
+    this.count++;
+    await this.next?.publish(s);
+  }
+}
+
+const stdoutSink: SnapshotSink = {
+  publish: (s) =>
+    new Promise((resolve, reject) =>
+      process.stdout.write(`${JSON.stringify(snapshotToJson(s))}\n`, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    ),
+};
+
+/**
+ * `reluwatch demo-trainer`: trains the demo MLP, probing its ReLU layers, and
+ * writes the snapshots as JSON lines and the end-of-run ground truth as JSON.
+ */
+export function registerDemoTrainerCommand(program: Command): void {
+  program
+    .command("demo-trainer")
+    .description(
+      "train a small MLP whose ReLU units die (LR spike, born-dead units) and publish probe snapshots",
+    )
+    .option("--layers <n>", "hidden ReLU layers", int, D.layers)
+    .option("--units <n>", "units per hidden layer", int, D.units)
+    .option("--steps <n>", "training steps", int, D.steps)
+    .option("--lr <rate>", "SGD learning rate", num, D.lr)
+    .option(
+      "--lr-spike-step <step|none>",
+      "first step of the learning-rate spike",
+      spikeStep,
+      D.lr_spike_step,
+    )
+    .option("--lr-spike-factor <x>", "learning-rate multiplier during the spike", num, D.lr_spike_factor)
+    .option("--lr-spike-steps <n>", "how many steps the spike lasts", int, D.lr_spike_steps)
+    .addOption(
+      new Option(
+        "--negative-bias-init [share]",
+        "share of each layer's units born dead (large negative bias)",
+      )
+        .argParser(share)
+        .preset(0.25)
+        .default(false),
+    )
+    .option("--ranks <n>", "data-parallel ranks (child processes averaging gradients)", int, D.ranks)
+    .option("--every-steps <n>", "probe every n steps", int, D.every_steps)
+    .option("--probe-batch <n>", "examples per probe", int, D.probe_batch)
+    .option("--batch <n>", "training batch size per rank", int, D.batch)
+    .addOption(new Option("--dataset <kind>", "generated dataset").choices(DATASET_KINDS).default(D.dataset))
+    .option("--dataset-size <n>", "rows in the generated dataset", int, D.dataset_size)
+    .option("--seed <n>", "seed for data, weights and sampling", int, D.seed)
+    .option("--run-id <id>", "run_id of the snapshots", D.run_id)
+    .option("--out <file>", "write snapshots as JSON lines to this file ('-' for stdout)")
+    .option("--truth-out <file>", "write the ground truth (truly dead units per layer) as JSON")
+    .action(async (flags: Flags, command: Command) => {
+      try {
+        await demoTrainer(flags);
+      } catch (err) {
+        // Typed errors (bad options, divergence, a failed rank) end the command with their message, not a stack.
+        if (err instanceof Error && err.name !== "Error") command.error(`error: ${err.name}: ${err.message}`);
+        throw err;
+      }
+    });
+}
+
+async function demoTrainer(flags: Flags): Promise<void> {
+  const { backend } = await loadTf((m) => process.stderr.write(`${m}\n`));
+  const options: Partial<DemoTrainerOptions> = {
+    layers: flags.layers,
+    units: flags.units,
+    steps: flags.steps,
+    lr: flags.lr,
+    lr_spike_step: flags.lrSpikeStep === "none" ? null : flags.lrSpikeStep,
+    lr_spike_factor: flags.lrSpikeFactor,
+    lr_spike_steps: flags.lrSpikeSteps,
+    negative_bias_init: flags.negativeBiasInit === false ? 0 : flags.negativeBiasInit,
+    ranks: flags.ranks,
+    every_steps: flags.everySteps,
+    probe_batch: flags.probeBatch,
+    batch: flags.batch,
+    dataset: flags.dataset,
+    dataset_size: flags.datasetSize,
+    seed: flags.seed,
+    run_id: flags.runId,
+  };
+  const file = flags.out && flags.out !== "-" ? new JsonLinesSnapshotSink(flags.out) : undefined;
+  const sink = new CountingSink(file ?? (flags.out === "-" ? stdoutSink : undefined));
+  try {
+    const result = await runDemo(options, { sink, log: (m) => process.stderr.write(`${m}\n`) });
+    const truth = deadUnitsToJson(result.truth);
+    if (flags.truthOut) {
+      const doc = {
+        run_id: result.options.run_id,
+        backend,
+        ranks: result.options.ranks,
+        steps: result.options.steps,
+        layer_units: result.options.units,
+        dead: truth,
+        born_dead: deadUnitsToJson(result.bornDead),
+        final_loss: result.finalLoss,
+      };
+      await writeFile(flags.truthOut, `${JSON.stringify(doc, null, 2)}\n`);
+    }
+    const perLayer = Object.entries(truth)
+      .map(([layer, units]) => `${layer} ${units.length}/${result.options.units}`)
+      .join(", ");
+    process.stderr.write(
+      `demo-trainer: ${result.options.steps} steps on ${result.options.ranks} rank(s), ${sink.count} snapshots, ` +
+        `final loss ${result.finalLoss.toFixed(4)}; truly dead: ${countUnits(result.truth)} (${perLayer})\n`,
+    );
+  } finally {
+    await file?.close();
+  }
+}

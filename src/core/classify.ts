@@ -1,0 +1,161 @@
+/**
+ * One classification pass over a layer: every unit's state from its trailing
+ * silence (dead?) and its windowed rate (how sparse?), with hysteresis on
+ * revival. Runs when a bucket closes, so a verdict never depends on how the
+ * ranks' snapshots interleave inside a bucket.
+ */
+import { deadBound } from "./bound.js";
+import type { DetectorConfig } from "./config.js";
+import {
+  ACTIVE,
+  DEAD,
+  FLAG_BORN_DEAD,
+  FLAG_CONSTANT,
+  type LayerState,
+  MOSTLY_SILENT,
+  STATE_NAMES,
+  UNKNOWN,
+} from "./layer-state.js";
+import type { UnitTransition } from "./snapshot.js";
+
+const U32_MAX = 4294967295;
+
+export interface ClassifyContext {
+  run_id: string;
+  layer: string;
+  step: number;
+  time: number;
+  /**
+   * True when the head bucket is closing for good: its fires and samples then
+   * join the revival evidence of DEAD units. A provisional pass (flush) reads
+   * them without keeping them, so the bucket is not counted twice.
+   */
+  closing: boolean;
+}
+
+/** Counts a pass adds to the layer's cumulative totals. */
+export interface ClassifyTally {
+  /** transitions[from * 4 + to] */
+  transitions: Float64Array;
+  deaths: number;
+  revivals: number;
+}
+
+export interface ClassifyParams {
+  config: DetectorConfig;
+  nMin: number;
+}
+
+export function classifyLayer(
+  layer: LayerState,
+  params: ClassifyParams,
+  ctx: ClassifyContext,
+  tally: ClassifyTally,
+  out: UnitTransition[],
+): void {
+  if (!layer.started) return;
+  const { config, nMin } = params;
+  const esf = config.effective_sample_fraction;
+  const deadRate = config.dead_rate;
+  const silentRate = config.silent_rate;
+  const reviveMin = config.revive_min_fires;
+  const cv2 = config.constant_cv * config.constant_cv;
+  const B = layer.clock.buckets;
+  const slots = layer.ageSlots();
+  const fires = layer.fires;
+  const headFires = fires[slots[0]!]!;
+  const win = layer.windowFires;
+  const silentExp = layer.silentExpired;
+  const state = layer.state;
+  const flags = layer.flags;
+  const deathFires = layer.deathFires;
+  const deathSamples = layer.deathSamples;
+  const absSum = layer.absSum;
+  const sqSum = layer.sqSum;
+  const newer = new Float64Array(B);
+
+  for (const seg of layer.segments.list) {
+    // newer[a]: samples of the buckets after the one a buckets older than the head.
+    for (let a = 1; a < B; a++) newer[a] = newer[a - 1]! + seg.samples[slots[a - 1]!]!;
+    const segWin = seg.window;
+    const known = (seg.expired + segWin) * esf >= nMin;
+    const headSamples = seg.samples[slots[0]!]!;
+    let statWin = 0;
+    for (let a = 0; a < B; a++) statWin += seg.statSamples[slots[a]!]!;
+    for (let j = seg.start; j < seg.end; j++) {
+      const st = state[j]!;
+      const w = win[j]!;
+      let silence: number;
+      if (w === 0) {
+        silence = silentExp[j]! + segWin;
+      } else {
+        let a = 0;
+        while (a < B && fires[slots[a]!]![j] === 0) a++;
+        silence = newer[a]!;
+      }
+      const nEff = silence * esf;
+      let next = st;
+      if (st === DEAD) {
+        const df = deathFires[j]! + headFires[j]!;
+        const ds = Math.min(deathSamples[j]! + headSamples, U32_MAX);
+        if (ctx.closing) {
+          deathFires[j] = df;
+          deathSamples[j] = ds;
+        }
+        if (df >= reviveMin && df >= deadRate * ds) {
+          next = segWin > 0 && w >= silentRate * segWin ? ACTIVE : MOSTLY_SILENT;
+        }
+      } else if (nEff >= nMin) {
+        next = DEAD;
+      } else if (st !== UNKNOWN || known) {
+        if (segWin > 0) next = w >= silentRate * segWin ? ACTIVE : MOSTLY_SILENT;
+      }
+
+      if (absSum !== null && sqSum !== null) {
+        let constant = false;
+        if ((next === ACTIVE || next === MOSTLY_SILENT) && statWin > 0) {
+          let s1 = 0;
+          let s2 = 0;
+          for (let a = 0; a < B; a++) {
+            s1 += absSum[slots[a]!]![j]!;
+            s2 += sqSum[slots[a]!]![j]!;
+          }
+          const mean = s1 / statWin;
+          const variance = s2 / statWin - mean * mean;
+          constant = mean > 0 && variance <= cv2 * mean * mean;
+        }
+        flags[j] = constant ? flags[j]! | FLAG_CONSTANT : flags[j]! & ~FLAG_CONSTANT;
+      }
+
+      if (next === st) continue;
+      let bornDead = false;
+      if (next === DEAD) {
+        deathFires[j] = 0;
+        deathSamples[j] = 0;
+        bornDead = !layer.everFired(j);
+        if (bornDead) flags[j] = flags[j]! | FLAG_BORN_DEAD;
+        if (st === ACTIVE || st === MOSTLY_SILENT) tally.deaths++;
+      } else if (st === DEAD) {
+        flags[j] = flags[j]! & ~FLAG_BORN_DEAD;
+        tally.revivals++;
+      }
+      state[j] = next;
+      tally.transitions[st * 4 + next]!++;
+      out.push({
+        run_id: ctx.run_id,
+        layer: ctx.layer,
+        unit: j,
+        from: STATE_NAMES[st]!,
+        to: STATE_NAMES[next]!,
+        born_dead: bornDead,
+        step: ctx.step,
+        time: ctx.time,
+        fires: w,
+        samples: segWin,
+        firing_rate: segWin > 0 ? w / segWin : 0,
+        rate_upper_bound: deadBound(nEff, config.alpha),
+        last_fire_step: layer.lastFireStep(j),
+      });
+    }
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The detector: routes validated snapshots to their layer, deduplicates
+ * redeliveries, recognises checkpoint resumes, late snapshots and layer_units
+ * changes, and classifies a layer whenever one of its buckets closes.
+ *
+ * Replaying a recording is a loop: `for (s of snapshots) detector.apply(s, s.time)`,
+ * then `detector.flush()` for the verdicts of the last, still open bucket.
+ */
+import { samplesNeeded } from "./bound.js";
+import { type ClassifyParams, classifyLayer } from "./classify.js";
+import { type DetectorConfig, resolveDetectorConfig } from "./config.js";
+import { type LayerRecord, newLayerRecord } from "./layer-record.js";
+import { LayerState } from "./layer-state.js";
+import { bytesPerValue, reduceRaw, SnapshotShapeError, type UnitSums } from "./reduce.js";
+import type { ActivationSnapshot, UnitTransition } from "./snapshot.js";
+import { type LayerSummary, summarize, type UnitDetail, unitDetails } from "./summary.js";
+
+export type ApplyResult = "ok" | "duplicate" | "late";
+
+export interface LayerNotice {
+  kind: "resume" | "reset";
+  run_id: string;
+  layer: string;
+  rank: number;
+  step: number;
+  detail: string;
+}
+
+export interface ApplyOutcome {
+  result: ApplyResult;
+  /**
+   * State changes found when this snapshot closed a bucket of its layer (empty
+   * otherwise). They are stamped with the layer's newest step and snapshot time
+   * before this snapshot: the evidence they rest on.
+   */
+  transitions: UnitTransition[];
+  notices: LayerNotice[];
+}
+
+export class Detector {
+  readonly config: DetectorConfig;
+  /** Samples a dead verdict needs (n_min). */
+  readonly samplesNeeded: number;
+  private readonly params: ClassifyParams;
+  private readonly runs = new Map<string, Map<string, LayerRecord>>();
+  private scratch: UnitSums = {
+    fires: new Uint32Array(0),
+    abs: new Float64Array(0),
+    sq: new Float64Array(0),
+  };
+
+  constructor(config: Partial<DetectorConfig> = {}) {
+    this.config = Object.freeze(resolveDetectorConfig(config));
+    this.samplesNeeded = samplesNeeded(this.config.alpha, this.config.dead_rate);
+    this.params = { config: this.config, nMin: this.samplesNeeded };
+  }
+
+  /**
+   * Applies one snapshot, already validated by the codec. `nowMs` is the wall
+   * time of arrival: it only feeds last_snapshot_ms and dropIdleRuns. Throws
+   * SnapshotShapeError when the unit range or the stats do not fit the layer.
+   */
+  apply(snapshot: ActivationSnapshot, nowMs: number): ApplyOutcome {
+    checkShape(snapshot);
+    const transitions: UnitTransition[] = [];
+    const notices: LayerNotice[] = [];
+    const { run_id, layer, rank, step, time, unit_offset } = snapshot;
+    const rec = this.record(snapshot, notices);
+    rec.lastSnapshotMs = nowMs;
+    const state = rec.state;
+    const clock = state.clock;
+    const bucket = clock.bucketOf(step);
+    const key = `${rank}/${unit_offset}/${step}/${time}`;
+    if (state.inWindow(bucket) && bucket <= state.head && state.seen[clock.slotOf(bucket)]!.has(key)) {
+      rec.duplicates++;
+      return { result: "duplicate", transitions, notices };
+    }
+    const streamKey = `${rank}/${unit_offset}`;
+    const stream = rec.streams.get(streamKey);
+    if (stream !== undefined && step <= stream.step && time > stream.time) {
+      // Same or earlier step, later time: the rank restarted from a checkpoint.
+      rec.resumes++;
+      state.cutBack(step);
+      const cutStart = clock.firstStep(clock.bucketOf(step));
+      for (const s of rec.streams.values()) if (s.step >= cutStart) s.step = cutStart - 1;
+      notices.push({
+        kind: "resume",
+        run_id,
+        layer,
+        rank,
+        step,
+        detail: `rank ${rank} resumed at step ${step} after reporting step ${stream.step}; window cut back to step ${cutStart}`,
+      });
+    } else if (state.started && bucket <= state.head - clock.buckets) {
+      rec.late++;
+      return { result: "late", transitions, notices };
+    }
+    if (!state.started || bucket > state.head) {
+      if (state.started) {
+        this.classify(
+          rec,
+          { run_id, layer, step: state.newestStep, time: rec.lastTime, closing: true },
+          transitions,
+        );
+      }
+      state.advance(bucket);
+    }
+    this.addStats(rec, snapshot);
+    state.seen[clock.slotOf(bucket)]!.add(key);
+    if (stream === undefined) {
+      rec.streams.set(streamKey, { rank, unit_offset, step, time });
+    } else if (step >= stream.step) {
+      stream.step = step;
+      stream.time = time;
+    }
+    if (!(time <= rec.lastTime)) rec.lastTime = time;
+    return { result: "ok", transitions, notices };
+  }
+
+  /**
+   * Classifies every layer on what its window holds now, without closing the
+   * open bucket (the end of a replay, or a consumer that wants fresh verdicts).
+   */
+  flush(): UnitTransition[] {
+    const out: UnitTransition[] = [];
+    for (const layers of this.runs.values()) {
+      for (const rec of layers.values()) {
+        if (!rec.state.started) continue;
+        this.classify(
+          rec,
+          {
+            run_id: rec.run_id,
+            layer: rec.layer,
+            step: rec.state.newestStep,
+            time: rec.lastTime,
+            closing: false,
+          },
+          out,
+        );
+      }
+    }
+    return out;
+  }
+
+  layerIds(): Array<{ run_id: string; layer: string }> {
+    const ids: Array<{ run_id: string; layer: string }> = [];
+    for (const [run_id, layers] of this.runs) for (const layer of layers.keys()) ids.push({ run_id, layer });
+    return ids;
+  }
+
+  summary(run_id: string, layer: string): LayerSummary | undefined {
+    const rec = this.runs.get(run_id)?.get(layer);
+    return rec === undefined ? undefined : summarize(rec, this.config);
+  }
+
+  summaries(): LayerSummary[] {
+    const out: LayerSummary[] = [];
+    for (const layers of this.runs.values())
+      for (const rec of layers.values()) out.push(summarize(rec, this.config));
+    return out;
+  }
+
+  units(run_id: string, layer: string): UnitDetail[] | undefined {
+    const rec = this.runs.get(run_id)?.get(layer);
+    return rec === undefined ? undefined : unitDetails(rec, this.config);
+  }
+
+  /** Forgets a layer (its partition was revoked); true when it was tracked. */
+  dropLayer(run_id: string, layer: string): boolean {
+    const layers = this.runs.get(run_id);
+    if (layers === undefined || !layers.delete(layer)) return false;
+    if (layers.size === 0) this.runs.delete(run_id);
+    return true;
+  }
+
+  /** Forgets every run none of whose layers was applied to within idleMs before nowMs. */
+  dropIdleRuns(nowMs: number, idleMs: number): string[] {
+    const removed: string[] = [];
+    for (const [run_id, layers] of this.runs) {
+      let newest = Number.NEGATIVE_INFINITY;
+      for (const rec of layers.values()) newest = Math.max(newest, rec.lastSnapshotMs);
+      if (nowMs - newest > idleMs) removed.push(run_id);
+    }
+    for (const run_id of removed) this.runs.delete(run_id);
+    return removed;
+  }
+
+  trackedUnits(): number {
+    let n = 0;
+    for (const layers of this.runs.values()) for (const rec of layers.values()) n += rec.state.units;
+    return n;
+  }
+
+  /** Bytes of per-unit typed-array storage held by all layers. */
+  stateBytes(): number {
+    let n = 0;
+    for (const layers of this.runs.values()) for (const rec of layers.values()) n += rec.state.bytes();
+    return n;
+  }
+
+  private record(s: ActivationSnapshot, notices: LayerNotice[]): LayerRecord {
+    let layers = this.runs.get(s.run_id);
+    if (layers === undefined) {
+      layers = new Map();
+      this.runs.set(s.run_id, layers);
+    }
+    let rec = layers.get(s.layer);
+    const { window_steps, window_buckets } = this.config;
+    if (rec === undefined) {
+      rec = newLayerRecord(s.run_id, s.layer, s.layer_units, window_steps, window_buckets);
+      layers.set(s.layer, rec);
+    } else if (rec.state.units !== s.layer_units) {
+      // Different units entirely: nothing of the old state applies to the new layer.
+      notices.push({
+        kind: "reset",
+        run_id: s.run_id,
+        layer: s.layer,
+        rank: s.rank,
+        step: s.step,
+        detail: `layer_units changed from ${rec.state.units} to ${s.layer_units}; layer state reset`,
+      });
+      rec.resets++;
+      rec.state = new LayerState(s.layer_units, window_steps, window_buckets);
+      rec.streams.clear();
+    }
+    return rec;
+  }
+
+  private classify(rec: LayerRecord, ctx: Parameters<typeof classifyLayer>[2], out: UnitTransition[]): void {
+    const tally = { transitions: rec.transitions, deaths: 0, revivals: 0 };
+    classifyLayer(rec.state, this.params, ctx, tally, out);
+    rec.deaths += tally.deaths;
+    rec.revivals += tally.revivals;
+  }
+
+  private addStats(rec: LayerRecord, s: ActivationSnapshot): void {
+    const stats = s.stats;
+    if (stats.kind === "counts") {
+      // Means and variances need both sums; one alone is ignored.
+      const withSums = stats.abs_sum !== null && stats.sq_sum !== null;
+      rec.state.add(s.step, s.samples, s.unit_offset, s.unit_count, {
+        fires: stats.fires,
+        abs: withSums ? stats.abs_sum : null,
+        sq: withSums ? stats.sq_sum : null,
+      });
+      return;
+    }
+    const n = s.unit_count;
+    if (this.scratch.fires.length < n) {
+      this.scratch = { fires: new Uint32Array(n), abs: new Float64Array(n), sq: new Float64Array(n) };
+    }
+    const sums: UnitSums = {
+      fires: this.scratch.fires.subarray(0, n),
+      abs: this.scratch.abs.subarray(0, n),
+      sq: this.scratch.sq.subarray(0, n),
+    };
+    sums.fires.fill(0);
+    sums.abs.fill(0);
+    sums.sq.fill(0);
+    rec.nonfinite += reduceRaw(stats.dtype, stats.values, s.samples, n, sums);
+    rec.state.add(s.step, s.samples, s.unit_offset, n, sums);
+  }
+}
+
+/** Checks what the detector relies on before it changes any state, so a bad snapshot leaves no trace. */
+function checkShape(s: ActivationSnapshot): void {
+  const where = `snapshot ${s.run_id}/${s.layer} rank ${s.rank} step ${s.step}`;
+  const ok =
+    Number.isSafeInteger(s.step) &&
+    Number.isSafeInteger(s.unit_offset) &&
+    Number.isSafeInteger(s.unit_count) &&
+    Number.isSafeInteger(s.layer_units) &&
+    Number.isSafeInteger(s.samples) &&
+    s.unit_offset >= 0 &&
+    s.unit_count >= 0 &&
+    s.samples >= 0 &&
+    s.unit_offset + s.unit_count <= s.layer_units;
+  if (!ok) {
+    throw new SnapshotShapeError(
+      `${where}: unit range [${s.unit_offset}, ${s.unit_offset + s.unit_count}) of ${s.layer_units} units with ${s.samples} samples is not a valid shape`,
+    );
+  }
+  const stats = s.stats;
+  if (stats.kind === "raw") {
+    const need = s.samples * s.unit_count * bytesPerValue(stats.dtype);
+    if (stats.values.byteLength !== need) {
+      throw new SnapshotShapeError(
+        `${where}: raw activations have ${stats.values.byteLength} bytes, ${s.samples} samples × ${s.unit_count} units × ${stats.dtype} need ${need}`,
+      );
+    }
+    return;
+  }
+  for (const [name, arr] of [
+    ["fires", stats.fires],
+    ["abs_sum", stats.abs_sum],
+    ["sq_sum", stats.sq_sum],
+  ] as const) {
+    if (arr !== null && arr.length !== s.unit_count) {
+      throw new SnapshotShapeError(
+        `${where}: ${name} has ${arr.length} entries, unit_count is ${s.unit_count}`,
+      );
+    }
+  }
+}

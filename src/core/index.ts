@@ -1,0 +1,14 @@
+/** The pure detector core: no I/O, steps and time passed in. */
+export { deadBound, samplesNeeded } from "./bound.js";
+export {
+  DEFAULT_DETECTOR_CONFIG,
+  type DetectorConfig,
+  DetectorConfigError,
+  MAX_CLOSEST_K,
+  resolveDetectorConfig,
+} from "./config.js";
+export { type ApplyOutcome, type ApplyResult, Detector, type LayerNotice } from "./detector.js";
+export { decodeBfloat16, decodeFloat16 } from "./half-float.js";
+export { reduceRaw, SnapshotShapeError, type UnitSums } from "./reduce.js";
+export * from "./snapshot.js";
+export { FIRING_RATE_BOUNDS, type LayerSummary, type UnitDetail } from "./summary.js";

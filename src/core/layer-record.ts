@@ -1,0 +1,56 @@
+/** Everything the detector keeps for one (run, layer): the unit state plus per-layer bookkeeping. */
+import { LayerState } from "./layer-state.js";
+
+/** The newest snapshot seen from one rank's shard (rank, unit_offset). */
+export interface ShardStream {
+  rank: number;
+  unit_offset: number;
+  step: number;
+  time: number;
+}
+
+export interface LayerRecord {
+  run_id: string;
+  layer: string;
+  state: LayerState;
+  /** Keyed `${rank}/${unit_offset}`. */
+  streams: Map<string, ShardStream>;
+  /** Cumulative transition counts, [from * 4 + to], since the layer was first seen. */
+  transitions: Float64Array;
+  deaths: number;
+  revivals: number;
+  duplicates: number;
+  late: number;
+  resumes: number;
+  resets: number;
+  nonfinite: number;
+  /** nowMs of the newest apply. */
+  lastSnapshotMs: number;
+  /** Snapshot time of the newest snapshot applied (stamps transitions of a flush). */
+  lastTime: number;
+}
+
+export function newLayerRecord(
+  run_id: string,
+  layer: string,
+  units: number,
+  windowSteps: number,
+  buckets: number,
+): LayerRecord {
+  return {
+    run_id,
+    layer,
+    state: new LayerState(units, windowSteps, buckets),
+    streams: new Map(),
+    transitions: new Float64Array(16),
+    deaths: 0,
+    revivals: 0,
+    duplicates: 0,
+    late: 0,
+    resumes: 0,
+    resets: 0,
+    nonfinite: 0,
+    lastSnapshotMs: 0,
+    lastTime: 0,
+  };
+}

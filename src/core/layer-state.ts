@@ -1,0 +1,275 @@
+/**
+ * The per-unit state of one (run, layer), struct-of-arrays: one typed array
+ * per field, indexed by global unit. At default settings without abs_sum a
+ * unit costs 10 × 4 (bucket fires) + 4 (window fires) + 4 (last fire step)
+ * + 4 (expired silence) + 2 × 4 (revival evidence) + 2 (state, flags) = 62 bytes.
+ *
+ * Fire counts are 32-bit: a unit's fires in one bucket, and in the window, must
+ * stay below 2^32 (4.3 billion samples per window).
+ */
+import { BucketClock, type Segment, Segments } from "./window.js";
+
+export const UNKNOWN = 0;
+export const ACTIVE = 1;
+export const MOSTLY_SILENT = 2;
+export const DEAD = 3;
+export const STATE_NAMES = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"] as const;
+
+/** Set when a resume cut removed the only record of a unit's fires (lastFire is the hot-path record). */
+export const FLAG_EVER_FIRED = 1;
+export const FLAG_BORN_DEAD = 2;
+export const FLAG_CONSTANT = 4;
+
+/** lastFire value of a unit whose last fire is unknown or never happened. */
+export const NEVER = -2147483648;
+const U32_MAX = 4294967295;
+
+/** Per-unit activation sums of one snapshot (abs/sq optional). */
+export interface UnitStats {
+  fires: Uint32Array;
+  abs: Float32Array | Float64Array | null;
+  sq: Float32Array | Float64Array | null;
+}
+
+export class LayerState {
+  readonly units: number;
+  readonly clock: BucketClock;
+  readonly segments: Segments;
+  /** Fires per bucket slot, slot-major: fires[slot] is a view of length `units`. */
+  readonly fires: Uint32Array[];
+  readonly windowFires: Uint32Array;
+  /** Step of the newest fire, relative to `origin`; NEVER when unknown. */
+  readonly lastFire: Int32Array;
+  /** Samples since the last fire that lie in buckets already expired (saturating). */
+  readonly silentExpired: Uint32Array;
+  /** Fires and samples of buckets closed since the unit's dead verdict (saturating). */
+  readonly deathFires: Uint32Array;
+  readonly deathSamples: Uint32Array;
+  readonly state: Uint8Array;
+  readonly flags: Uint8Array;
+  /** Σ|h| and Σh² per slot, allocated when the first snapshot carrying them arrives. */
+  absSum: Float64Array[] | null = null;
+  sqSum: Float64Array[] | null = null;
+  /** Newest bucket id with data; NaN before the first snapshot. */
+  head = Number.NaN;
+  /** Newest step applied (after a resume, the step before the cut). */
+  newestStep = Number.NaN;
+  /** Steps are stored relative to this, so they fit an Int32Array. */
+  origin = Number.NaN;
+  /** Newest relative step any lastFire may hold. */
+  private newestRel = NEVER;
+  /** Keys of the snapshots applied to each bucket slot, so a redelivery is recognised. */
+  readonly seen: Array<Set<string>>;
+
+  constructor(units: number, windowSteps: number, buckets: number) {
+    this.units = units;
+    this.clock = new BucketClock(windowSteps, buckets);
+    this.segments = new Segments(units, buckets);
+    const all = new Uint32Array(units * buckets);
+    this.fires = Array.from({ length: buckets }, (_, s) => all.subarray(s * units, (s + 1) * units));
+    this.windowFires = new Uint32Array(units);
+    this.lastFire = new Int32Array(units).fill(NEVER);
+    this.silentExpired = new Uint32Array(units);
+    this.deathFires = new Uint32Array(units);
+    this.deathSamples = new Uint32Array(units);
+    this.state = new Uint8Array(units);
+    this.flags = new Uint8Array(units);
+    this.seen = Array.from({ length: buckets }, () => new Set<string>());
+  }
+
+  get started(): boolean {
+    return !Number.isNaN(this.head);
+  }
+
+  /** Whether a bucket is still inside the window ending at the head bucket. */
+  inWindow(bucket: number): boolean {
+    return this.started && bucket > this.head - this.clock.buckets;
+  }
+
+  /**
+   * Adds one snapshot's per-unit statistics to the bucket of `step`. The
+   * caller has made that bucket part of the window (advance) beforehand.
+   */
+  add(step: number, samples: number, offset: number, count: number, stats: UnitStats): void {
+    if (Number.isNaN(this.origin)) this.origin = step;
+    const slot = this.clock.slotOf(this.clock.bucketOf(step));
+    const hasStats = stats.abs !== null && stats.sq !== null;
+    for (const seg of this.segments.cover(offset, count)) {
+      seg.samples[slot] = seg.samples[slot]! + samples;
+      seg.window += samples;
+      if (hasStats) seg.statSamples[slot] = seg.statSamples[slot]! + samples;
+    }
+    const rel = Math.max(-2147483647, Math.min(2147483647, step - this.origin));
+    const fb = this.fires[slot]!;
+    const win = this.windowFires;
+    const last = this.lastFire;
+    const f = stats.fires;
+    if (rel >= this.newestRel) {
+      // In-order snapshot (the common case): its step is the newest, so every
+      // firing unit's last fire is this step; a select, not a branch.
+      this.newestRel = rel;
+      for (let i = 0, j = offset; i < count; i++, j++) {
+        const v = f[i]!;
+        fb[j] = fb[j]! + v;
+        win[j] = win[j]! + v;
+        last[j] = v === 0 ? last[j]! : rel;
+      }
+    } else {
+      for (let i = 0, j = offset; i < count; i++, j++) {
+        const v = f[i]!;
+        fb[j] = fb[j]! + v;
+        win[j] = win[j]! + v;
+        if (v !== 0 && rel > last[j]!) last[j] = rel;
+      }
+    }
+    if (hasStats) {
+      if (this.absSum === null || this.sqSum === null) {
+        this.absSum = Array.from({ length: this.clock.buckets }, () => new Float64Array(this.units));
+        this.sqSum = Array.from({ length: this.clock.buckets }, () => new Float64Array(this.units));
+      }
+      const a = this.absSum[slot]!;
+      const q = this.sqSum[slot]!;
+      const sa = stats.abs!;
+      const sq = stats.sq!;
+      for (let i = 0, j = offset; i < count; i++, j++) {
+        a[j] = a[j]! + sa[i]!;
+        q[j] = q[j]! + sq[i]!;
+      }
+    }
+    if (!(step <= this.newestStep)) this.newestStep = step;
+  }
+
+  /** Makes `bucket` the head, expiring every bucket that falls out of the window. */
+  advance(bucket: number): void {
+    if (!this.started) {
+      this.head = bucket;
+      return;
+    }
+    const B = this.clock.buckets;
+    const firstExpiring = this.head - B + 1;
+    const lastExpiring = Math.min(bucket - B, this.head);
+    for (let b = firstExpiring; b <= lastExpiring; b++) this.expire(this.clock.slotOf(b));
+    this.head = bucket;
+  }
+
+  private expire(slot: number): void {
+    const fb = this.fires[slot]!;
+    const win = this.windowFires;
+    const silent = this.silentExpired;
+    for (const seg of this.segments.list) {
+      const s = seg.samples[slot]!;
+      for (let j = seg.start; j < seg.end; j++) {
+        const v = fb[j]!;
+        if (v !== 0) {
+          win[j] = win[j]! - v;
+          silent[j] = 0;
+        } else if (s !== 0) {
+          const t = silent[j]! + s;
+          silent[j] = Math.min(t, U32_MAX);
+        }
+      }
+      seg.window -= s;
+      seg.expired += s;
+      seg.samples[slot] = 0;
+      seg.statSamples[slot] = 0;
+    }
+    fb.fill(0);
+    if (this.absSum !== null && this.sqSum !== null) {
+      this.absSum[slot]!.fill(0);
+      this.sqSum[slot]!.fill(0);
+    }
+    this.seen[slot]!.clear();
+  }
+
+  /**
+   * A rank resumed from a checkpoint at `step`: drop every window bucket from
+   * the one holding `step` on (bucket granularity, so a few earlier steps of
+   * that bucket go too) and make the bucket before it the head.
+   */
+  cutBack(step: number): void {
+    if (!this.started) return;
+    const B = this.clock.buckets;
+    const cut = this.clock.bucketOf(step);
+    const from = Math.max(cut, this.head - B + 1);
+    for (let b = from; b <= this.head; b++) this.clear(this.clock.slotOf(b));
+    const cutStartRel = this.clock.firstStep(cut) - this.origin;
+    const last = this.lastFire;
+    for (let j = 0; j < this.units; j++) {
+      // The exact earlier fire step is gone with the bucket; keep what the remaining buckets prove.
+      if (last[j]! >= cutStartRel) {
+        this.flags[j] = this.flags[j]! | FLAG_EVER_FIRED;
+        last[j] = this.newestFireBefore(j, cut);
+      }
+    }
+    this.newestRel = Math.min(this.newestRel, cutStartRel - 1);
+    if (cut - 1 < this.head) this.head = cut - 1;
+    const before = this.clock.firstStep(cut) - 1;
+    if (this.newestStep > before) this.newestStep = before;
+  }
+
+  /** Last step of the newest remaining window bucket before `cut` in which unit j fired, else NEVER. */
+  private newestFireBefore(j: number, cut: number): number {
+    const B = this.clock.buckets;
+    for (let b = Math.min(cut - 1, this.head); b > this.head - B; b--) {
+      if (this.fires[this.clock.slotOf(b)]![j]! !== 0) return this.clock.firstStep(b + 1) - 1 - this.origin;
+    }
+    return NEVER;
+  }
+
+  private clear(slot: number): void {
+    const fb = this.fires[slot]!;
+    const win = this.windowFires;
+    for (let j = 0; j < this.units; j++) win[j] = win[j]! - fb[j]!;
+    fb.fill(0);
+    for (const seg of this.segments.list) {
+      seg.window -= seg.samples[slot]!;
+      seg.samples[slot] = 0;
+      seg.statSamples[slot] = 0;
+    }
+    if (this.absSum !== null && this.sqSum !== null) {
+      this.absSum[slot]!.fill(0);
+      this.sqSum[slot]!.fill(0);
+    }
+    this.seen[slot]!.clear();
+  }
+
+  /** Slots ordered newest first: ageSlots[a] is the slot of bucket head − a. */
+  ageSlots(): number[] {
+    return Array.from({ length: this.clock.buckets }, (_, a) => this.clock.slotOf(this.head - a));
+  }
+
+  /** Whether unit j was ever seen firing in this layer. */
+  everFired(j: number): boolean {
+    return this.lastFire[j] !== NEVER || (this.flags[j]! & FLAG_EVER_FIRED) !== 0;
+  }
+
+  /** Step of unit j's newest known fire, or null. */
+  lastFireStep(j: number): number | null {
+    const v = this.lastFire[j]!;
+    return v === NEVER ? null : this.origin + v;
+  }
+
+  /**
+   * Unit j's trailing silence in samples, at bucket granularity: the samples
+   * of every bucket after the newest bucket in which it fired, including
+   * expired ones.
+   */
+  silence(j: number, seg: Segment): number {
+    if (this.windowFires[j] === 0) return this.silentExpired[j]! + seg.window;
+    let n = 0;
+    for (let a = 0; a < this.clock.buckets; a++) {
+      const slot = this.clock.slotOf(this.head - a);
+      if (this.fires[slot]![j]! !== 0) return n;
+      n += seg.samples[slot]!;
+    }
+    return n;
+  }
+
+  /** Bytes of typed-array storage this layer holds. */
+  bytes(): number {
+    const B = this.clock.buckets;
+    let n = this.units * (B * 4 + 4 * 5 + 2);
+    if (this.absSum) n += this.units * B * 16;
+    return n;
+  }
+}
