@@ -6,7 +6,9 @@
 import { Command } from "commander";
 import { packageVersion } from "../paths.js";
 import { registerBackendCommand } from "./backend-command.js";
+import { registerConsumeCommand } from "./consume-command.js";
 import { registerDemoTrainerCommand } from "./demo-trainer-command.js";
+import { registerReplayCommand } from "./replay-command.js";
 
 export function buildProgram(): Command {
   const program = new Command("reluwatch")
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     )
     .version(packageVersion)
     .showHelpAfterError();
+  registerConsumeCommand(program);
+  registerReplayCommand(program);
   registerBackendCommand(program);
   registerDemoTrainerCommand(program);
   return program;
