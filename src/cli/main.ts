@@ -6,6 +6,8 @@
 import { Command } from "commander";
 import { packageVersion } from "../paths.js";
 import { registerBackendCommand } from "./backend-command.js";
+import { registerRecordCommand } from "./record-command.js";
+import { registerSimulateCommand } from "./simulate-command.js";
 
 export function buildProgram(): Command {
   const program = new Command("reluwatch")
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .version(packageVersion)
     .showHelpAfterError();
   registerBackendCommand(program);
+  registerSimulateCommand(program);
+  registerRecordCommand(program);
   return program;
 }
 
