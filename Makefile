@@ -34,14 +34,20 @@ format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
 
 # One runner invocation, so the run ends on one summary line for every test.
-test: lint kafka-jars ## lint, then every unit and integration test
+test: lint kafka-jars .venv ## lint, then every unit and integration test
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: install ## unit tests only (no broker)
 	$(NODE_TEST) $(UNIT_TESTS)
 
-test-integration: install kafka-jars ## integration tests against a real Kafka broker
+test-integration: install kafka-jars .venv ## integration tests against a real Kafka broker
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
+
+# Python virtualenv with fastavro, for the cross-language tests in test/interop/.
+.venv: test/interop/requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r test/interop/requirements.txt
+	@touch .venv
 
 kafka-jars: ## fetch the Kafka broker jars from Maven Central (once)
 	$(KAFKA) jars
