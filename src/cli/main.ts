@@ -7,6 +7,8 @@ import { Command } from "commander";
 import { packageVersion } from "../paths.js";
 import { registerBackendCommand } from "./backend-command.js";
 import { registerDemoTrainerCommand } from "./demo-trainer-command.js";
+import { registerRecordCommand } from "./record-command.js";
+import { registerSimulateCommand } from "./simulate-command.js";
 
 export function buildProgram(): Command {
   const program = new Command("reluwatch")
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerBackendCommand(program);
   registerDemoTrainerCommand(program);
+  registerSimulateCommand(program);
+  registerRecordCommand(program);
   return program;
 }
 
