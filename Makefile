@@ -34,13 +34,13 @@ format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
 
 # One runner invocation, so the run ends on one summary line for every test.
-test: lint kafka-jars system-deps kustomize ## lint, then every unit and integration test
+test: lint kafka-jars system-deps kustomize .venv ## lint, then every unit and integration test
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: install system-deps kustomize ## unit tests only (no broker)
 	$(NODE_TEST) $(UNIT_TESTS)
 
-test-integration: install kafka-jars system-deps ## integration tests against a real Kafka broker
+test-integration: install kafka-jars system-deps .venv ## integration tests against a real Kafka broker
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
 
 system-deps: ## Prometheus and Alertmanager from Debian, for the rule and alert tests (apt-get; needs root)
@@ -63,6 +63,12 @@ $(KUSTOMIZE):
 
 dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana/dashboards.ts
 	npx tsx deploy/generate.ts dashboards
+
+# Python virtualenv with fastavro, for the cross-language tests in test/interop/.
+.venv: test/interop/requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r test/interop/requirements.txt
+	@touch .venv
 
 kafka-jars: ## fetch the Kafka broker jars from Maven Central (once)
 	$(KAFKA) jars

@@ -9,5 +9,8 @@ const text = readFileSync(path, "utf8");
 const start = text.indexOf(REFERENCE_BEGIN);
 const end = text.indexOf(REFERENCE_END);
 if (start < 0 || end < 0) throw new Error(`${path} lacks the settings-reference markers`);
-writeFileSync(path, text.slice(0, start) + renderSettingsReference() + text.slice(end + REFERENCE_END.length));
+writeFileSync(
+  path,
+  text.slice(0, start) + renderSettingsReference() + text.slice(end + REFERENCE_END.length),
+);
 console.log(`updated ${path}`);

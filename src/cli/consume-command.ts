@@ -9,7 +9,9 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 export function registerConsumeCommand(program: Command): void {
   const command = program
     .command("consume")
-    .description("consume snapshots from Kafka; serve /metrics, /healthz, /readyz and /api; emit transition events");
+    .description(
+      "consume snapshots from Kafka; serve /metrics, /healthz, /readyz and /api; emit transition events",
+    );
   addOptionFlags(command, ["kafka", "service", "detector", "limits"]);
   command.action(async (opts: Record<string, unknown>) => {
     const settings = loadSettingsOrExit(opts, ["kafka", "service", "detector", "limits"]);
@@ -18,7 +20,10 @@ export function registerConsumeCommand(program: Command): void {
     const shutdown = (signal: string) => {
       log.info({ event: "signal", signal }, "shutting down");
       const deadline = setTimeout(() => {
-        log.error({ event: "shutdown_timeout", timeout_ms: SHUTDOWN_DEADLINE_MS }, "graceful shutdown took too long");
+        log.error(
+          { event: "shutdown_timeout", timeout_ms: SHUTDOWN_DEADLINE_MS },
+          "graceful shutdown took too long",
+        );
         process.exit(1);
       }, SHUTDOWN_DEADLINE_MS);
       deadline.unref();

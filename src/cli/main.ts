@@ -8,7 +8,9 @@ import { packageVersion } from "../paths.js";
 import { registerBackendCommand } from "./backend-command.js";
 import { registerConsumeCommand } from "./consume-command.js";
 import { registerDemoTrainerCommand } from "./demo-trainer-command.js";
+import { registerRecordCommand } from "./record-command.js";
 import { registerReplayCommand } from "./replay-command.js";
+import { registerSimulateCommand } from "./simulate-command.js";
 
 export function buildProgram(): Command {
   const program = new Command("reluwatch")
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
   registerReplayCommand(program);
   registerBackendCommand(program);
   registerDemoTrainerCommand(program);
+  registerSimulateCommand(program);
+  registerRecordCommand(program);
   return program;
 }
 

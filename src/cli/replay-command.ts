@@ -1,5 +1,5 @@
-import { createWriteStream, statSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
+import { createWriteStream, statSync, writeFileSync } from "node:fs";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { readSnapshotContainer } from "../codec/index.js";
@@ -39,16 +39,25 @@ export async function replayFiles(
     }
     onProgress?.(file, snapshots);
   }
+  // The newest bucket is classified when the next one opens; a recording has no next one.
+  const flushed = detector.flush();
+  for (const t of flushed) onTransition(t);
+  transitions += flushed.length;
   return { snapshots, results, transitions, detector };
 }
 
 export function registerReplayCommand(program: Command): void {
   const command = program
     .command("replay")
-    .description("run Avro container files of snapshots through the detector offline; write transition events and metrics")
+    .description(
+      "run Avro container files of snapshots through the detector offline; write transition events and metrics",
+    )
     .argument("<files...>", "ActivationSnapshot container files (as written by `simulate --out` or `record`)")
     .option("--events <file>", "write every UnitTransition as one JSON line (field names as in the schema)")
-    .option("--metrics-out <file>", "write the Prometheus exposition the consumer would serve for the final state");
+    .option(
+      "--metrics-out <file>",
+      "write the Prometheus exposition the consumer would serve for the final state",
+    );
   addOptionFlags(command, ["detector"]);
   command.action(async (files: string[], opts: Record<string, unknown>) => {
     const settings = loadSettingsOrExit(opts, ["detector"]);
@@ -62,7 +71,10 @@ export function registerReplayCommand(program: Command): void {
     }
     const events = typeof opts.events === "string" ? createWriteStream(opts.events) : undefined;
     const bar = process.stderr.isTTY
-      ? new SingleBar({ format: "replay [{bar}] {value}/{total} files | {snapshots} snapshots", stream: process.stderr })
+      ? new SingleBar({
+          format: "replay [{bar}] {value}/{total} files | {snapshots} snapshots",
+          stream: process.stderr,
+        })
       : undefined;
     bar?.start(files.length, 0, { snapshots: 0 });
     let filesDone = 0;

@@ -1,6 +1,13 @@
 import { ConfigError, type LoadInput, loadSettings, type Settings } from "./load.js";
 
-export { addOptionFlags, ConfigError, type KafkaSettings, type LimitSettings, loadSettings, type Settings } from "./load.js";
+export {
+  addOptionFlags,
+  ConfigError,
+  type KafkaSettings,
+  type LimitSettings,
+  loadSettings,
+  type Settings,
+} from "./load.js";
 export { envOf, flagOf, OPTION_SPECS, type OptionSpec } from "./options.js";
 
 /** For CLI actions: a bad setting ends the process with one line naming it and exit code 2. */

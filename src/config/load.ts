@@ -74,7 +74,8 @@ export function addOptionFlags(command: Command, groups: ReadonlyArray<OptionSpe
   for (const spec of OPTION_SPECS) {
     if (!groups.includes(spec.group)) continue;
     const arg = spec.type === "bool" ? "[bool]" : "<value>";
-    const shown = spec.secret || spec.default === undefined ? "" : ` (default ${formatDefault(spec.default)})`;
+    const shown =
+      spec.secret || spec.default === undefined ? "" : ` (default ${formatDefault(spec.default)})`;
     command.option(`${flagOf(spec.name)} ${arg}`, `${spec.doc}${shown}`);
   }
   return command;
@@ -110,7 +111,10 @@ export function loadSettings(input: LoadInput): Settings {
   if (configPath) {
     for (const [key, value] of Object.entries(readConfigFile(configPath))) {
       if (!known.has(key)) {
-        throw new ConfigError(`${key} (in ${configPath})`, `unknown setting; known: ${[...known.keys()].join(", ")}`);
+        throw new ConfigError(
+          `${key} (in ${configPath})`,
+          `unknown setting; known: ${[...known.keys()].join(", ")}`,
+        );
       }
       chosen.set(key, { value, label: `${key} (in ${configPath})` });
     }
@@ -138,13 +142,19 @@ function readConfigFile(path: string): Raw {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(flagOf("config"), `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new ConfigError(
+      flagOf("config"),
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = parseYaml(text);
   } catch (err) {
-    throw new ConfigError(flagOf("config"), `${path} is neither valid YAML nor JSON: ${(err as Error).message}`);
+    throw new ConfigError(
+      flagOf("config"),
+      `${path} is neither valid YAML nor JSON: ${(err as Error).message}`,
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
@@ -166,7 +176,11 @@ export function parseValue(spec: OptionSpec, { value, label }: Sourced): unknown
       if (typeof value !== "string" || value.trim() === "") fail("must be a non-empty string");
       return (value as string).trim();
     case "list": {
-      const items = Array.isArray(value) ? value.map(String) : typeof value === "string" ? value.split(",") : [];
+      const items = Array.isArray(value)
+        ? value.map(String)
+        : typeof value === "string"
+          ? value.split(",")
+          : [];
       const list = items.map((s) => s.trim()).filter((s) => s !== "");
       if (list.length === 0) fail("must be a non-empty comma-separated list");
       return list;
@@ -183,7 +197,12 @@ export function parseValue(spec: OptionSpec, { value, label }: Sourced): unknown
     }
     case "int":
     case "number": {
-      const n = typeof value === "number" ? value : typeof value === "string" && value.trim() !== "" ? Number(value) : NaN;
+      const n =
+        typeof value === "number"
+          ? value
+          : typeof value === "string" && value.trim() !== ""
+            ? Number(value)
+            : NaN;
       if (!Number.isFinite(n)) fail("must be a number");
       if (spec.type === "int" && !Number.isInteger(n)) fail("must be an integer");
       if (spec.min !== undefined && n < spec.min) fail(`must be >= ${spec.min}`);
@@ -225,10 +244,16 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
       throw new ConfigError(label("sasl_mechanism"), "needs --sasl-username and --sasl-password");
     }
     if (!kafka.sasl_mechanism && (kafka.sasl_username || kafka.sasl_password)) {
-      throw new ConfigError(label(kafka.sasl_username ? "sasl_username" : "sasl_password"), "needs --sasl-mechanism");
+      throw new ConfigError(
+        label(kafka.sasl_username ? "sasl_username" : "sasl_password"),
+        "needs --sasl-mechanism",
+      );
     }
     if ((kafka.ssl_cert_file === undefined) !== (kafka.ssl_key_file === undefined)) {
-      throw new ConfigError(label(kafka.ssl_cert_file ? "ssl_cert_file" : "ssl_key_file"), "needs both --ssl-cert-file and --ssl-key-file");
+      throw new ConfigError(
+        label(kafka.ssl_cert_file ? "ssl_cert_file" : "ssl_key_file"),
+        "needs both --ssl-cert-file and --ssl-key-file",
+      );
     }
     for (const name of ["ssl_ca_file", "ssl_cert_file", "ssl_key_file"] as const) {
       const path = kafka[name];
@@ -236,7 +261,10 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
       try {
         readFileSync(path);
       } catch (err) {
-        throw new ConfigError(label(name), `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+        throw new ConfigError(
+          label(name),
+          `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        );
       }
     }
   }

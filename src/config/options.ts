@@ -167,7 +167,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     default: 1000,
     min: 1,
     group: "service",
-    doc: "Cap on reluwatch_unit_firing_rate series in total; the rest fold into one unit=\"other\" series per layer.",
+    doc: 'Cap on reluwatch_unit_firing_rate series in total; the rest fold into one unit="other" series per layer.',
   },
   {
     name: "log_level",

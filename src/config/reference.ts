@@ -18,9 +18,17 @@ export const REFERENCE_END = "<!-- settings-reference:end -->";
 export function renderSettingsReference(): string {
   const out: string[] = [REFERENCE_BEGIN];
   for (const group of Object.keys(GROUP_TITLES) as OptionSpec["group"][]) {
-    out.push("", `### ${GROUP_TITLES[group]}`, "", "| flag | environment | default | meaning |", "| --- | --- | --- | --- |");
+    out.push(
+      "",
+      `### ${GROUP_TITLES[group]}`,
+      "",
+      "| flag | environment | default | meaning |",
+      "| --- | --- | --- | --- |",
+    );
     for (const spec of OPTION_SPECS.filter((s) => s.group === group)) {
-      out.push(`| \`${flagOf(spec.name)}\` | \`${envOf(spec.name)}\` | ${renderDefault(spec)} | ${renderDoc(spec)} |`);
+      out.push(
+        `| \`${flagOf(spec.name)}\` | \`${envOf(spec.name)}\` | ${renderDefault(spec)} | ${renderDoc(spec)} |`,
+      );
     }
   }
   out.push("", REFERENCE_END);

@@ -26,9 +26,15 @@ export interface ConsumerService {
 
 const PUNCTUATE_INTERVAL_MS = 10_000;
 
-export async function startConsumerService(settings: Settings, log: Logger = createLogger("consume", settings.log_level)): Promise<ConsumerService> {
+export async function startConsumerService(
+  settings: Settings,
+  log: Logger = createLogger("consume", settings.log_level),
+): Promise<ConsumerService> {
   const detector = new Detector(settings.detector);
-  const exporter = new Exporter(detector, { unitSeries: settings.unit_series, unitSeriesMax: settings.unit_series_max });
+  const exporter = new Exporter(detector, {
+    unitSeries: settings.unit_series,
+    unitSeriesMax: settings.unit_series_max,
+  });
   const telemetry = new Telemetry(log, exporter);
   const processor = new SnapshotProcessor(detector, settings.limits, telemetry);
   const kafka = createKafka(settings.kafka, log);
@@ -50,12 +56,21 @@ export async function startConsumerService(settings: Settings, log: Logger = cre
   });
 
   const address = await http.start();
-  log.info({ event: "http_listening", host: address.address, port: address.port }, "serving /metrics, /healthz, /readyz, /api");
+  log.info(
+    { event: "http_listening", host: address.address, port: address.port },
+    "serving /metrics, /healthz, /readyz, /api",
+  );
   await sinks.connect();
   await source.start();
-  const punctuator = setInterval(() => processor.punctuate(Date.now(), settings.run_idle_timeout_ms), PUNCTUATE_INTERVAL_MS);
+  const punctuator = setInterval(
+    () => processor.punctuate(Date.now(), settings.run_idle_timeout_ms),
+    PUNCTUATE_INTERVAL_MS,
+  );
   punctuator.unref();
-  log.info({ event: "consuming", topic: settings.topic, group: settings.group, brokers: settings.kafka.brokers }, "consuming snapshots");
+  log.info(
+    { event: "consuming", topic: settings.topic, group: settings.group, brokers: settings.kafka.brokers },
+    "consuming snapshots",
+  );
 
   let stopping: Promise<void> | undefined;
   return {

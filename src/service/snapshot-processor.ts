@@ -6,9 +6,9 @@
  * throws out of here: it becomes a dead-letter instruction with a reason.
  */
 import { CodecError, decodeSnapshot, type SnapshotLimits } from "../codec/index.js";
+import type { LimitSettings } from "../config/load.js";
 import type { Detector, UnitTransition } from "../core/index.js";
 import { layerKey } from "../core/snapshot.js";
-import type { LimitSettings } from "../config/load.js";
 import type { RecordPosition, Telemetry } from "./telemetry.js";
 
 export interface InputRecord extends RecordPosition {
@@ -99,7 +99,10 @@ export class SnapshotProcessor {
     const layers = this.layers.get(run);
     if (!layers) {
       if (this.layers.size >= max_runs) {
-        return { reason: "limit_runs", message: `run ${JSON.stringify(run)} would exceed max_runs (${max_runs})` };
+        return {
+          reason: "limit_runs",
+          message: `run ${JSON.stringify(run)} would exceed max_runs (${max_runs})`,
+        };
       }
       return undefined;
     }

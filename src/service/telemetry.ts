@@ -23,7 +23,12 @@ export class Telemetry {
     if (result === "ok") this.exporter.observeAge(ageSeconds);
   }
 
-  snapshotRejected(kind: "invalid" | "over_limit", reason: string, message: string, at: RecordPosition): void {
+  snapshotRejected(
+    kind: "invalid" | "over_limit",
+    reason: string,
+    message: string,
+    at: RecordPosition,
+  ): void {
     this.exporter.countRejected(kind, reason);
     this.log.warn({ event: "snapshot_rejected", result: kind, reason, ...at }, message);
   }
@@ -33,7 +38,10 @@ export class Telemetry {
   }
 
   transition(t: UnitTransition): void {
-    this.log.info({ event: "unit_transition", ...t }, `${t.run_id}/${t.layer} unit ${t.unit}: ${t.from} -> ${t.to}`);
+    this.log.info(
+      { event: "unit_transition", ...t },
+      `${t.run_id}/${t.layer} unit ${t.unit}: ${t.from} -> ${t.to}`,
+    );
   }
 
   restoreStarted(partitions: Array<{ topic: string; partition: number; from: string; until: string }>): void {

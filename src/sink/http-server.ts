@@ -23,7 +23,13 @@ export interface HttpServerOptions {
   notReadyReason: () => string | undefined;
 }
 
-export const API_ERROR_CODES = ["not_found", "run_not_found", "layer_not_found", "method_not_allowed", "internal"] as const;
+export const API_ERROR_CODES = [
+  "not_found",
+  "run_not_found",
+  "layer_not_found",
+  "method_not_allowed",
+  "internal",
+] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
 const STATUS: Record<ApiErrorCode, number> = {
@@ -110,7 +116,11 @@ export class HttpServer {
       const summary = api.summary(run, layer);
       const units = api.units(run, layer);
       if (!summary || !units) {
-        sendError(res, "layer_not_found", `layer ${JSON.stringify(layer)} of run ${JSON.stringify(run)} is not tracked`);
+        sendError(
+          res,
+          "layer_not_found",
+          `layer ${JSON.stringify(layer)} of run ${JSON.stringify(run)} is not tracked`,
+        );
         return;
       }
       sendJson(res, 200, { summary, units });
@@ -121,7 +131,10 @@ export class HttpServer {
 }
 
 function listRuns(summaries: LayerSummary[]) {
-  const runs = new Map<string, { run_id: string; layers: number; units: number; dead: number; step: number }>();
+  const runs = new Map<
+    string,
+    { run_id: string; layers: number; units: number; dead: number; step: number }
+  >();
   for (const s of summaries) {
     const r = runs.get(s.run_id) ?? { run_id: s.run_id, layers: 0, units: 0, dead: 0, step: 0 };
     r.layers++;

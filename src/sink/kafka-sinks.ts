@@ -35,7 +35,11 @@ export class KafkaSinks {
     private readonly eventsTopic: string,
     private readonly deadLetterTopic: string,
   ) {
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: true,
+    });
   }
 
   connect(): Promise<void> {
@@ -47,12 +51,17 @@ export class KafkaSinks {
   }
 
   /** Writes one batch worth of events and dead letters; resolves when the broker acknowledged all. */
-  async write(transitions: readonly UnitTransition[], deadLetters: readonly DeadLetterRecord[]): Promise<void> {
+  async write(
+    transitions: readonly UnitTransition[],
+    deadLetters: readonly DeadLetterRecord[],
+  ): Promise<void> {
     const topicMessages = [];
     if (transitions.length > 0) {
       topicMessages.push({
         topic: this.eventsTopic,
-        messages: transitions.map((t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) })),
+        messages: transitions.map(
+          (t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) }),
+        ),
       });
     }
     if (deadLetters.length > 0) {

@@ -72,7 +72,12 @@ export class Exporter {
         }
       },
     });
-    this.layerGauge("reluwatch_layer_dead_ratio", "Share of a layer's units that are dead (0..1).", scrape, (s) => s.dead_ratio);
+    this.layerGauge(
+      "reluwatch_layer_dead_ratio",
+      "Share of a layer's units that are dead (0..1).",
+      scrape,
+      (s) => s.dead_ratio,
+    );
     this.layerGauge(
       "reluwatch_layer_born_dead_units",
       "Units whose first verdict was dead and that were never seen firing: an initialisation problem.",
@@ -85,7 +90,12 @@ export class Exporter {
       scrape,
       (s) => s.constant_units,
     );
-    this.layerGauge("reluwatch_layer_step", "Newest training step seen for the layer.", scrape, (s) => s.step);
+    this.layerGauge(
+      "reluwatch_layer_step",
+      "Newest training step seen for the layer.",
+      scrape,
+      (s) => s.step,
+    );
     this.layerGauge(
       "reluwatch_layer_window_samples",
       "Samples (inputs) in the layer's rolling window, summed over ranks.",
@@ -137,7 +147,10 @@ export class Exporter {
         this.reset();
         for (const s of scrape()) {
           for (const t of s.transitions_total) {
-            this.inc({ run: s.run_id, layer: s.layer, from: stateLabel(t.from), to: stateLabel(t.to) }, t.count);
+            this.inc(
+              { run: s.run_id, layer: s.layer, from: stateLabel(t.from), to: stateLabel(t.to) },
+              t.count,
+            );
           }
         }
       },
@@ -150,7 +163,8 @@ export class Exporter {
       collect() {
         this.reset();
         for (const s of scrape()) {
-          for (const b of s.firing_rate_le) this.set({ run: s.run_id, layer: s.layer, le: String(b.le) }, b.units);
+          for (const b of s.firing_rate_le)
+            this.set({ run: s.run_id, layer: s.layer, le: String(b.le) }, b.units);
         }
       },
     });
@@ -196,7 +210,8 @@ export class Exporter {
       labelNames: ["result"],
       registers,
     });
-    for (const result of ["ok", "duplicate", "late", "invalid", "over_limit"]) this.snapshots.inc({ result }, 0);
+    for (const result of ["ok", "duplicate", "late", "invalid", "over_limit"])
+      this.snapshots.inc({ result }, 0);
     this.invalid = new Counter({
       name: "reluwatch_invalid_snapshots_total",
       help: "Snapshots dead-lettered, by reason (an error code of docs/errors.md or a limit).",
@@ -245,7 +260,12 @@ export class Exporter {
     });
   }
 
-  private layerCounter(name: string, help: string, scrape: () => LayerSummary[], value: (s: LayerSummary) => number): void {
+  private layerCounter(
+    name: string,
+    help: string,
+    scrape: () => LayerSummary[],
+    value: (s: LayerSummary) => number,
+  ): void {
     new Counter({
       name,
       help,

@@ -11,10 +11,10 @@
  * below the restore point, so a crash mid-restore cannot re-emit old events.
  */
 import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
-import type { DeadLetterRecord } from "../sink/kafka-sinks.js";
 import type { UnitTransition } from "../core/snapshot.js";
 import type { ProcessResult, SnapshotProcessor } from "../service/snapshot-processor.js";
 import type { Telemetry } from "../service/telemetry.js";
+import type { DeadLetterRecord } from "../sink/kafka-sinks.js";
 
 export interface SourceOptions {
   topic: string;
@@ -69,7 +69,11 @@ export class KafkaSnapshotSource {
     });
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       this.joined = false;
-      this.telemetry.log.error({ event: "consumer_crash", error: String(e.payload.error), restart: e.payload.restart });
+      this.telemetry.log.error({
+        event: "consumer_crash",
+        error: String(e.payload.error),
+        restart: e.payload.restart,
+      });
     });
     this.consumer.on(this.consumer.events.REBALANCING, () => {
       this.joined = false;
@@ -169,7 +173,13 @@ export class KafkaSnapshotSource {
     if (wasRestoring && !this.restoring) this.telemetry.restoreFinished();
   }
 
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async onBatch({
+    batch,
+    resolveOffset,
+    heartbeat,
+    isRunning,
+    isStale,
+  }: EachBatchPayload): Promise<void> {
     const planned = this.plans.get(batch.partition);
     if (!planned) return; // revoked while the batch was in flight
     const plan = await planned;
@@ -214,7 +224,11 @@ export class KafkaSnapshotSource {
       ]);
     }
     const high = BigInt(batch.highWatermark);
-    this.telemetry.lag(batch.topic, batch.partition, Number(high > plan.position ? high - plan.position : 0n));
+    this.telemetry.lag(
+      batch.topic,
+      batch.partition,
+      Number(high > plan.position ? high - plan.position : 0n),
+    );
     if (this.restoring) this.updateRestoring();
     await heartbeat();
   }

@@ -17,10 +17,23 @@ export interface ConsumerProcess {
   exited: Promise<number | string>;
 }
 
-export async function startConsumerProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ConsumerProcess> {
+export async function startConsumerProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ConsumerProcess> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", join(packageRoot, "src/cli/main.ts"), "consume", "--metrics-host", "127.0.0.1", "--metrics-port", "0", ...args],
+    [
+      "--import",
+      "tsx",
+      join(packageRoot, "src/cli/main.ts"),
+      "consume",
+      "--metrics-host",
+      "127.0.0.1",
+      "--metrics-port",
+      "0",
+      ...args,
+    ],
     { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] },
   );
   const logs: Array<Record<string, unknown>> = [];
@@ -37,14 +50,24 @@ export async function startConsumerProcess(args: string[], env: NodeJS.ProcessEn
       logs.push(entry);
       if (entry.event === "http_listening") resolve(entry.port as number);
     });
-    exited.then((code) => reject(new Error(`consume exited (${code}) before listening:\n${logs.map((l) => JSON.stringify(l)).join("\n")}`)));
+    exited.then((code) =>
+      reject(
+        new Error(
+          `consume exited (${code}) before listening:\n${logs.map((l) => JSON.stringify(l)).join("\n")}`,
+        ),
+      ),
+    );
   });
   const p = await port;
   return { child, baseUrl: `http://127.0.0.1:${p}`, logs, exited };
 }
 
 /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -54,7 +77,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -49,7 +49,10 @@ describe("settings", () => {
 
   test("file < environment < flag, with names derived from one table", () => {
     const file = tempFile("c.yaml", "metrics_port: 1111\nwindow_steps: 2000\ntopic: from-file\n");
-    const s = load({ config: file, metricsPort: "3333" }, { RELUWATCH_METRICS_PORT: "2222", RELUWATCH_WINDOW_STEPS: "4000" });
+    const s = load(
+      { config: file, metricsPort: "3333" },
+      { RELUWATCH_METRICS_PORT: "2222", RELUWATCH_WINDOW_STEPS: "4000" },
+    );
     assert.equal(s.metrics_port, 3333, "flag beats env");
     assert.equal(s.detector.window_steps, 4000, "env beats file");
     assert.equal(s.topic, "from-file", "file beats default");
@@ -120,9 +123,13 @@ describe("the CLI", () => {
   const run = promisify(execFile);
   test("a bad setting exits 2 with one line that names it", async () => {
     await assert.rejects(
-      run("node", ["--import", "tsx", join(packageRoot, "src/cli/main.ts"), "consume", "--window-steps", "abc"], {
-        cwd: packageRoot,
-      }),
+      run(
+        "node",
+        ["--import", "tsx", join(packageRoot, "src/cli/main.ts"), "consume", "--window-steps", "abc"],
+        {
+          cwd: packageRoot,
+        },
+      ),
       (err: { code: number; stderr: string }) => {
         assert.equal(err.code, 2);
         const lines = err.stderr.trim().split("\n");

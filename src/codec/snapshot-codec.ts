@@ -1,0 +1,138 @@
+/**
+ * ActivationSnapshot ⇄ single-object-encoded Avro. Encoding validates first,
+ * so a publisher never puts a message on the wire that a consumer would
+ * reject; decoding resolves the writer by fingerprint, then validates.
+ */
+import type avro from "avsc";
+import type { ActivationDtype, ActivationSnapshot } from "../core/snapshot.js";
+import { CodecError } from "./errors.js";
+import { resolveLimits, type SnapshotLimits } from "./limits.js";
+import { type AvroSchema, snapshotSchema } from "./schemas.js";
+import { SingleObjectType } from "./single-object.js";
+import { float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
+import { validateSnapshot } from "./validate.js";
+
+const COUNTS = "reluwatch.v1.FiringCounts";
+const RAW = "reluwatch.v1.RawActivations";
+
+interface AvroCounts {
+  fires: Buffer;
+  abs_sum: Buffer | null;
+  sq_sum: Buffer | null;
+}
+interface AvroRaw {
+  dtype: ActivationDtype;
+  values: Buffer;
+}
+interface AvroSnapshot extends Omit<ActivationSnapshot, "stats"> {
+  stats: { [COUNTS]?: AvroCounts; [RAW]?: AvroRaw };
+}
+
+/** The Avro record avsc writes for a (validated) snapshot. */
+export function snapshotToAvro(s: ActivationSnapshot): AvroSnapshot {
+  const { stats, ...head } = s;
+  return {
+    ...head,
+    stats:
+      stats.kind === "counts"
+        ? {
+            [COUNTS]: {
+              fires: toLEBytes(stats.fires),
+              abs_sum: stats.abs_sum ? toLEBytes(stats.abs_sum) : null,
+              sq_sum: stats.sq_sum ? toLEBytes(stats.sq_sum) : null,
+            },
+          }
+        : {
+            [RAW]: {
+              dtype: stats.dtype,
+              values: Buffer.from(stats.values.buffer, stats.values.byteOffset, stats.values.byteLength),
+            },
+          },
+  };
+}
+
+/** The decoded form of an Avro record, before semantic validation (which it leaves to the caller). */
+export function snapshotFromAvro(rec: AvroSnapshot): ActivationSnapshot {
+  const head = {
+    run_id: rec.run_id,
+    layer: rec.layer,
+    rank: rec.rank,
+    step: rec.step,
+    time: rec.time,
+    unit_offset: rec.unit_offset,
+    unit_count: rec.unit_count,
+    layer_units: rec.layer_units,
+    samples: rec.samples,
+  };
+  const counts = rec.stats[COUNTS];
+  if (counts) {
+    return {
+      ...head,
+      stats: {
+        kind: "counts",
+        fires: uint32FromLE(counts.fires),
+        abs_sum: counts.abs_sum ? float32FromLE(counts.abs_sum) : null,
+        sq_sum: counts.sq_sum ? float32FromLE(counts.sq_sum) : null,
+      },
+    };
+  }
+  const raw = rec.stats[RAW];
+  if (raw) return { ...head, stats: { kind: "raw", dtype: raw.dtype, values: raw.values } };
+  throw new CodecError("MALFORMED", "stats is neither FiringCounts nor RawActivations", "stats");
+}
+
+/**
+ * A snapshot reader/writer with its own set of known writer schemas. The
+ * module-level functions use one shared instance that knows the current schema.
+ */
+export class SnapshotCodec {
+  readonly objectType: SingleObjectType;
+
+  constructor(readerSchema: AvroSchema = snapshotSchema) {
+    this.objectType = new SingleObjectType(readerSchema);
+  }
+
+  get type(): avro.Type {
+    return this.objectType.type;
+  }
+
+  get fingerprint(): bigint {
+    return this.objectType.fingerprint;
+  }
+
+  addWriterSchema(schema: AvroSchema | avro.Type): bigint {
+    return this.objectType.addWriterSchema(schema);
+  }
+
+  encode(s: ActivationSnapshot): Buffer {
+    validateSnapshot(s);
+    return this.objectType.encode(snapshotToAvro(s));
+  }
+
+  decode(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
+    const lim = resolveLimits(limits);
+    if (buf.byteLength > lim.maxMessageBytes) {
+      throw new CodecError(
+        "TOO_LARGE",
+        `message of ${buf.byteLength} bytes exceeds the maxMessageBytes limit of ${lim.maxMessageBytes}`,
+      );
+    }
+    const rec = this.objectType.decode(buf) as AvroSnapshot;
+    return validateSnapshot(snapshotFromAvro(rec), lim);
+  }
+}
+
+export const defaultSnapshotCodec = new SnapshotCodec();
+
+export function encodeSnapshot(s: ActivationSnapshot): Buffer {
+  return defaultSnapshotCodec.encode(s);
+}
+
+export function decodeSnapshot(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
+  return defaultSnapshotCodec.decode(buf, limits);
+}
+
+/** Lets the shared decoder read messages from another version of the schema (older or newer). */
+export function registerSnapshotWriterSchema(schema: AvroSchema | avro.Type): bigint {
+  return defaultSnapshotCodec.addWriterSchema(schema);
+}

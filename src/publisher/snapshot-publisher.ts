@@ -1,0 +1,344 @@
+/**
+ * The trainer-side SDK: publishes ActivationSnapshots to Kafka without ever
+ * blocking a training loop for long. publish() validates and encodes, then
+ * enqueues into a bounded in-memory queue; one sender drains it in batches
+ * through an idempotent kafkajs producer. When the broker is unreachable the
+ * queue fills and the overflow policy drops (and counts) snapshots instead of
+ * stalling the trainer.
+ */
+import kafkajs, { type KafkaConfig, type Message, type Producer, type ProducerConfig } from "kafkajs";
+import { encodeSnapshot } from "../codec/index.js";
+import { type ActivationSnapshot, layerKey } from "../core/snapshot.js";
+import { createLogger, type Logger } from "../log.js";
+import { BoundedQueue } from "./bounded-queue.js";
+
+// kafkajs is CommonJS and not every export is visible to ESM named imports.
+const { CompressionCodecs, CompressionTypes, Kafka, logLevel, Partitioners } = kafkajs;
+type CompressionTypes = kafkajs.CompressionTypes;
+
+export type OverflowPolicy = "drop_oldest" | "wait";
+export type PublisherCompression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
+
+export interface SnapshotPublisherOptions {
+  brokers: string[];
+  topic: string;
+  clientId?: string;
+  /** Batch compression. Default "gzip" (built into kafkajs); the others need their codec registered with kafkajs's CompressionCodecs. */
+  compression?: PublisherCompression;
+  /** Most snapshots held in memory while waiting for the broker. Default 10,000. */
+  queue_capacity?: number;
+  /** What publish() does when the queue is full. Default "drop_oldest": evict the oldest queued snapshot. "wait": wait up to wait_timeout_ms for room, then drop the new one. */
+  overflow?: OverflowPolicy;
+  /** With overflow "wait": how long publish() may wait for room. Default 1,000 ms. */
+  wait_timeout_ms?: number;
+  /** How long the sender waits for more snapshots before sending a partial batch. Default 20 ms. */
+  linger_ms?: number;
+  /** Most snapshots in one produce request. Default 500. */
+  max_batch?: number;
+  /** Pause between attempts when a batch cannot be sent. Default 500 ms. */
+  retry_backoff_ms?: number;
+  /** Overrides for the kafkajs client (logLevel defaults to NOTHING: the publisher logs failures itself). */
+  kafka?: Partial<KafkaConfig>;
+  /** Overrides for the kafkajs producer. */
+  producer?: Partial<ProducerConfig>;
+  logger?: Logger;
+}
+
+export interface PublisherStats {
+  /** Valid snapshots handed to publish(). */
+  offered: number;
+  /** Snapshots that entered the queue. */
+  accepted: number;
+  /** Snapshots the broker acknowledged. */
+  sent: number;
+  /** Snapshots dropped by the overflow policy (evicted oldest, or timed out waiting for room). */
+  dropped: number;
+  /** Accepted snapshots still unsent when close() gave up on an unreachable broker. */
+  failed: number;
+  /** Snapshots publish() refused because they break the contract (it threw a CodecError). */
+  invalid: number;
+  /** Produce requests that failed and were retried. */
+  send_errors: number;
+  queued: number;
+  in_flight: number;
+}
+
+export interface CloseOptions {
+  /** How long close() may spend flushing before it counts what is left as failed. Default 30,000 ms. */
+  timeout_ms?: number;
+}
+
+const COMPRESSION: Record<PublisherCompression, CompressionTypes> = {
+  none: CompressionTypes.None,
+  gzip: CompressionTypes.GZIP,
+  snappy: CompressionTypes.Snappy,
+  lz4: CompressionTypes.LZ4,
+  zstd: CompressionTypes.ZSTD,
+};
+
+/** kafkajs's unregistered codecs are factories that throw "not implemented". */
+function codecAvailable(type: CompressionTypes): boolean {
+  try {
+    const factory = (CompressionCodecs as Record<number, (() => unknown) | undefined>)[type];
+    return Boolean(factory?.());
+  } catch {
+    return false;
+  }
+}
+
+/** A promise with its resolver, for waking the sender or a waiting publish(). */
+class Signal {
+  private waiters: (() => void)[] = [];
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  fire(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const resolve of w) resolve();
+  }
+}
+
+function sleep(ms: number, interrupt?: Signal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void interrupt?.wait().then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export class SnapshotPublisher {
+  private readonly opts: Required<
+    Pick<
+      SnapshotPublisherOptions,
+      "queue_capacity" | "overflow" | "wait_timeout_ms" | "linger_ms" | "max_batch" | "retry_backoff_ms"
+    >
+  >;
+  private readonly topic: string;
+  private readonly compression: CompressionTypes;
+  private readonly producer: Producer;
+  private readonly log: Logger;
+  private readonly queue: BoundedQueue<Message>;
+  private readonly counters = {
+    offered: 0,
+    accepted: 0,
+    sent: 0,
+    dropped: 0,
+    failed: 0,
+    invalid: 0,
+    send_errors: 0,
+  };
+  private inFlight = 0;
+  private readonly work = new Signal();
+  private readonly room = new Signal();
+  private readonly stopping = new Signal();
+  /** Set when close() gave up on the in-flight batch and already counted it as failed. */
+  private batchAbandoned = false;
+  private sender: Promise<void> | undefined;
+  private state: "new" | "open" | "closing" | "aborted" | "closed" = "new";
+  private failing = false;
+
+  constructor(options: SnapshotPublisherOptions) {
+    if (!options.brokers?.length) throw new Error("SnapshotPublisher needs at least one broker");
+    if (!options.topic) throw new Error("SnapshotPublisher needs a topic");
+    this.topic = options.topic;
+    this.opts = {
+      queue_capacity: options.queue_capacity ?? 10_000,
+      overflow: options.overflow ?? "drop_oldest",
+      wait_timeout_ms: options.wait_timeout_ms ?? 1_000,
+      linger_ms: options.linger_ms ?? 20,
+      max_batch: options.max_batch ?? 500,
+      retry_backoff_ms: options.retry_backoff_ms ?? 500,
+    };
+    if (this.opts.overflow !== "drop_oldest" && this.opts.overflow !== "wait") {
+      throw new Error(`overflow must be "drop_oldest" or "wait", got ${String(this.opts.overflow)}`);
+    }
+    const compression = options.compression ?? "gzip";
+    this.compression = COMPRESSION[compression];
+    if (this.compression === undefined) throw new Error(`unknown compression ${compression}`);
+    if (this.compression !== CompressionTypes.None && this.compression !== CompressionTypes.GZIP) {
+      if (!codecAvailable(this.compression)) {
+        throw new Error(
+          `compression ${compression} needs its codec registered in kafkajs's CompressionCodecs first`,
+        );
+      }
+    }
+    this.queue = new BoundedQueue(this.opts.queue_capacity);
+    this.log = options.logger ?? createLogger("publisher");
+    const kafka = new Kafka({
+      clientId: options.clientId ?? "reluwatch-publisher",
+      brokers: options.brokers,
+      logLevel: logLevel.NOTHING,
+      ...options.kafka,
+    });
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      // Bounded, so a produce request fails during an outage and the sender's
+      // own loop (which close() can stop) takes over the retrying.
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
+      ...options.producer,
+    });
+  }
+
+  /** Connects the producer and starts the sender. Rejects if no broker answers. */
+  async connect(): Promise<void> {
+    if (this.state !== "new") throw new Error(`connect() on a ${this.state} publisher`);
+    await this.producer.connect();
+    this.state = "open";
+    this.sender = this.run();
+  }
+
+  /**
+   * Validates and encodes `s` (a contract violation throws its CodecError),
+   * then queues it. Resolves once the snapshot is queued or dropped, never
+   * waiting for the broker, and at most wait_timeout_ms under the "wait" policy.
+   */
+  async publish(s: ActivationSnapshot): Promise<void> {
+    if (this.state !== "open") throw new Error(`publish() on a ${this.state} publisher`);
+    let value: Buffer;
+    try {
+      value = encodeSnapshot(s);
+    } catch (err) {
+      this.counters.invalid++;
+      throw err;
+    }
+    this.counters.offered++;
+    const message: Message = { key: layerKey(s.run_id, s.layer), value };
+    if (this.queue.full) {
+      if (this.opts.overflow === "drop_oldest") {
+        this.queue.shift();
+        this.counters.dropped++;
+      } else if (!(await this.waitForRoom())) {
+        this.counters.dropped++;
+        return;
+      }
+    }
+    this.queue.push(message);
+    this.counters.accepted++;
+    this.work.fire();
+  }
+
+  private async waitForRoom(): Promise<boolean> {
+    const deadline = Date.now() + this.opts.wait_timeout_ms;
+    while (this.queue.full && this.state === "open") {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await Promise.race([this.room.wait(), sleep(left)]);
+    }
+    return !this.queue.full && this.state === "open";
+  }
+
+  stats(): PublisherStats {
+    return {
+      ...this.counters,
+      queued: this.queue.length,
+      in_flight: this.batchAbandoned ? 0 : this.inFlight,
+    };
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      if (this.state === "aborted") return;
+      if (this.queue.length === 0) {
+        if (this.state !== "open") return;
+        await this.work.wait();
+        continue;
+      }
+      if (this.state === "open" && this.queue.length < this.opts.max_batch && this.opts.linger_ms > 0) {
+        await sleep(this.opts.linger_ms);
+      }
+      const batch = this.queue.take(this.opts.max_batch);
+      this.inFlight = batch.length;
+      this.room.fire();
+      await this.sendWithRetry(batch);
+      this.inFlight = 0;
+      this.batchAbandoned = false;
+    }
+  }
+
+  private async sendWithRetry(batch: Message[]): Promise<void> {
+    for (;;) {
+      try {
+        await this.producer.send({
+          topic: this.topic,
+          messages: batch,
+          acks: -1,
+          compression: this.compression,
+        });
+        this.counters.sent += batch.length;
+        // Delivered after all, past close()'s deadline: undo its count.
+        if (this.batchAbandoned) this.counters.failed -= batch.length;
+        if (this.failing) {
+          this.failing = false;
+          this.log.info({ topic: this.topic }, "snapshot publishing recovered");
+        }
+        return;
+      } catch (err) {
+        this.counters.send_errors++;
+        if (!this.failing) {
+          this.failing = true;
+          this.log.warn(
+            { topic: this.topic, err: (err as Error).message },
+            "cannot publish snapshots; retrying, and dropping by the overflow policy while the queue is full",
+          );
+        }
+        if (this.state === "aborted") {
+          if (!this.batchAbandoned) this.counters.failed += batch.length;
+          return;
+        }
+        await sleep(this.opts.retry_backoff_ms, this.stopping);
+      }
+    }
+  }
+
+  /**
+   * Stops accepting snapshots, sends everything accepted, then disconnects.
+   * If the broker stays unreachable past timeout_ms, what is left is counted
+   * as failed and close() returns anyway.
+   */
+  async close(opts: CloseOptions = {}): Promise<PublisherStats> {
+    if (this.state === "closed") return this.stats();
+    if (this.state === "new") {
+      this.state = "closed";
+      return this.stats();
+    }
+    this.state = "closing";
+    this.work.fire();
+    this.stopping.fire();
+    this.room.fire();
+    const timeout = opts.timeout_ms ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const flushed = await Promise.race([
+      this.sender!.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeout);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!flushed) {
+      this.state = "aborted";
+      this.counters.failed += this.queue.clear();
+      this.work.fire();
+      this.stopping.fire();
+      this.log.warn(
+        { topic: this.topic, ...this.stats() },
+        "closing with unsent snapshots counted as failed",
+      );
+    }
+    await this.producer.disconnect().catch(() => undefined);
+    if (!flushed) {
+      // The in-flight batch's request ends once the connection is gone; bounded all the same.
+      await Promise.race([this.sender, sleep(5_000)]);
+      if (this.inFlight > 0 && !this.batchAbandoned) {
+        this.counters.failed += this.inFlight;
+        this.batchAbandoned = true;
+      }
+    }
+    this.state = "closed";
+    return this.stats();
+  }
+}

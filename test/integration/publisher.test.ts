@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import type { Consumer } from "kafkajs";
+import { decodeSnapshot } from "../../src/codec/index.js";
+import type { ActivationSnapshot } from "../../src/core/snapshot.js";
+import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
+import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
+
+let broker: TestBroker;
+const consumers: Consumer[] = [];
+
+before(async () => {
+  broker = await getBroker();
+});
+after(async () => {
+  for (const c of consumers) await c.disconnect();
+});
+
+function snapshot(run: string, layer: string, rank: number, step: number): ActivationSnapshot {
+  return {
+    run_id: run,
+    layer,
+    rank,
+    step,
+    time: 1_764_000_000_000 + step,
+    unit_offset: 0,
+    unit_count: 8,
+    layer_units: 8,
+    samples: 64,
+    stats: {
+      kind: "counts",
+      fires: Uint32Array.from({ length: 8 }, (_, i) => (step + rank + i) % 65),
+      abs_sum: null,
+      sq_sum: null,
+    },
+  };
+}
+
+interface Received {
+  key: string;
+  partition: number;
+  s: ActivationSnapshot;
+}
+
+async function consumeAll(topic: string, count: number): Promise<Received[]> {
+  const consumer = kafkaClient(broker).consumer({ groupId: `${topic}.check` });
+  consumers.push(consumer);
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const got: Received[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`only ${got.length} of ${count} records within 60 s`)),
+      60_000,
+    );
+    void consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        got.push({ key: message.key!.toString(), partition, s: decodeSnapshot(message.value!) });
+        if (got.length >= count) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    });
+  });
+  return got;
+}
+
+test("per-layer order survives ranks interleaving, and close() delivers everything accepted", async () => {
+  const topic = uniqueTopic("publisher-order");
+  await createTopic(broker, topic, 4);
+  const publisher = new SnapshotPublisher({ brokers: broker.brokers, topic, linger_ms: 5, max_batch: 37 });
+  await publisher.connect();
+
+  const layers = ["embed", "blocks.0.mlp.fc1", "blocks.1.mlp.fc1"];
+  const published: ActivationSnapshot[] = [];
+  for (let step = 0; step < 40; step++) {
+    for (let rank = 0; rank < 4; rank++) {
+      for (const layer of layers) {
+        const s = snapshot("run-order", layer, (rank * 3 + step) % 4, step);
+        published.push(s);
+        await publisher.publish(s);
+      }
+    }
+  }
+  const stats = await publisher.close();
+  assert.equal(stats.offered, published.length);
+  assert.equal(stats.sent, published.length);
+  assert.equal(stats.dropped + stats.failed + stats.queued + stats.in_flight, 0);
+
+  const got = await consumeAll(topic, published.length);
+  assert.equal(got.length, published.length);
+  for (const layer of layers) {
+    const key = `run-order/${layer}`;
+    const mine = got.filter((r) => r.key === key);
+    assert.equal(new Set(mine.map((r) => r.partition)).size, 1, `${key} spread over partitions`);
+    const order = (list: ActivationSnapshot[]) => list.map((s) => `${s.step}:${s.rank}`);
+    assert.deepEqual(order(mine.map((r) => r.s)), order(published.filter((s) => s.layer === layer)));
+  }
+  const first = got.find((r) => r.key === `run-order/${layers[0]}`)!.s;
+  assert.deepEqual(first.stats.kind === "counts" && [...first.stats.fires], [
+    ...(published[0]!.stats as { fires: Uint32Array }).fires,
+  ]);
+});
+
+test("publish() refuses a snapshot that breaks the contract and counts it as invalid", async () => {
+  const topic = uniqueTopic("publisher-invalid");
+  await createTopic(broker, topic, 1);
+  const publisher = new SnapshotPublisher({ brokers: broker.brokers, topic });
+  await publisher.connect();
+  await assert.rejects(publisher.publish({ ...snapshot("r", "l", 0, 1), samples: 0 }), /NOT_POSITIVE/);
+  const stats = await publisher.close();
+  assert.equal(stats.invalid, 1);
+  assert.equal(stats.offered, 0);
+  await assert.rejects(publisher.publish(snapshot("r", "l", 0, 2)), /closed publisher/);
+});

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { encodeSnapshot } from "../../../src/codec/index.js";
+import { countsFromActivations, mergeCounts } from "../../../src/publisher/firing-counts.js";
+
+test("fires count positive activations per unit; zero, negative and NaN do not fire", () => {
+  // 3 samples × 4 units
+  const values = Float32Array.from([0, 1, -1, Number.NaN, 2, 0, -3, 0.5, 0.001, 0, -0, 4]);
+  const c = countsFromActivations(values, 3, 4, { absSum: true, sqSum: true });
+  assert.deepEqual([...c.fires], [2, 1, 0, 2]);
+  assert.deepEqual(
+    [...c.abs_sum!],
+    [Math.fround(2.001), 1, 4, Number.NaN].map((v) => Math.fround(v)),
+  );
+  assert.deepEqual(
+    [...c.sq_sum!].slice(0, 3),
+    [Math.fround(4 + 1e-6), 1, 10].map((v) => Math.fround(v)),
+  );
+});
+
+test("sums are null unless asked for", () => {
+  const c = countsFromActivations(new Float32Array(6), 2, 3);
+  assert.equal(c.abs_sum, null);
+  assert.equal(c.sq_sum, null);
+  assert.deepEqual([...c.fires], [0, 0, 0]);
+});
+
+test("a shape that does not match the buffer is a RangeError", () => {
+  assert.throws(() => countsFromActivations(new Float32Array(5), 2, 3), RangeError);
+  assert.throws(() => countsFromActivations(new Float32Array(0), 0, 3), RangeError);
+});
+
+test("property: counts match a per-unit recount, never exceed samples, and encode as a valid snapshot", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 20 }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.array(fc.float({ min: -10, max: 10, noNaN: true }), { minLength: 240, maxLength: 240 }),
+      (samples, units, pool) => {
+        const values = Float32Array.from({ length: samples * units }, (_, i) => pool[i % pool.length]!);
+        const c = countsFromActivations(values, samples, units, { absSum: true, sqSum: true });
+        for (let u = 0; u < units; u++) {
+          let expected = 0;
+          for (let s = 0; s < samples; s++) if (values[s * units + u]! > 0) expected++;
+          assert.equal(c.fires[u], expected);
+        }
+        const buf = encodeSnapshot({
+          run_id: "r",
+          layer: "l",
+          rank: 0,
+          step: 0,
+          time: 0,
+          unit_offset: 0,
+          unit_count: units,
+          layer_units: units,
+          samples,
+          stats: c,
+        });
+        assert.ok(buf.length > 10);
+      },
+    ),
+    { numRuns: 100, seed: 7 },
+  );
+});
+
+test("mergeCounts adds micro-batches into the counts of their concatenation", () => {
+  const a = Float32Array.from([1, 0, 2, -1]);
+  const b = Float32Array.from([0, 3]);
+  const merged = mergeCounts(
+    countsFromActivations(a, 2, 2, { absSum: true }),
+    countsFromActivations(b, 1, 2, { absSum: true }),
+  );
+  const whole = countsFromActivations(Float32Array.from([...a, ...b]), 3, 2, { absSum: true });
+  assert.deepEqual(merged, whole);
+  assert.throws(() => mergeCounts(merged, countsFromActivations(new Float32Array(3), 1, 3)), RangeError);
+});
