@@ -8,7 +8,7 @@
 import { CodecError, decodeSnapshot, type SnapshotLimits } from "../codec/index.js";
 import type { LimitSettings } from "../config/load.js";
 import type { Detector, UnitTransition } from "../core/index.js";
-import { layerKey } from "../core/snapshot.js";
+import { type ActivationSnapshot, layerKey } from "../core/snapshot.js";
 import type { RecordPosition, Telemetry } from "./telemetry.js";
 
 export interface InputRecord extends RecordPosition {
@@ -43,7 +43,7 @@ export class SnapshotProcessor {
 
   process(record: InputRecord, nowMs: number): ProcessResult {
     const value = record.value ?? Buffer.alloc(0);
-    let snapshot;
+    let snapshot: ActivationSnapshot;
     try {
       snapshot = decodeSnapshot(value, this.codecLimits);
     } catch (err) {
