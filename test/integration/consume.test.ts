@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { decodeTransition } from "../../src/codec/index.js";
+import { loadSettings } from "../../src/config/index.js";
+import type { UnitState, UnitTransition } from "../../src/core/index.js";
+import { createLogger } from "../../src/log.js";
+import { type ConsumerService, startConsumerService } from "../../src/service/consumer-service.js";
+import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
+import { waitFor } from "../support/consumer-process.js";
+import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
+import { scrape, sumOf } from "../support/metrics.js";
+
+const STATES: UnitState[] = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"];
+
+async function readEvents(broker: TestBroker, topic: string, expected: number): Promise<UnitTransition[]> {
+  const consumer = kafkaClient(broker).consumer({ groupId: `${topic}.reader.${Date.now()}` });
+  const events: UnitTransition[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => void events.push(decodeTransition(message.value!)),
+  });
+  try {
+    await waitFor(
+      `${expected} transition events`,
+      () => (events.length >= expected ? true : undefined),
+      60_000,
+    );
+    return events;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+describe("reluwatch consume against a real broker", () => {
+  let broker: TestBroker;
+  let service: ConsumerService | undefined;
+  after(async () => service?.stop());
+  before(async () => {
+    broker = await getBroker();
+  });
+
+  test("simulate → consume → /metrics shows exactly the offline detector's verdicts; deaths reach the events topic", async () => {
+    const topic = uniqueTopic("consume");
+    const events = `${topic}.events`;
+    await createTopic(broker, topic, 3);
+    await createTopic(broker, events, 1);
+    const snapshots = scenarioSnapshots("lr-spike", { seed: 7 });
+    await produceSnapshots(kafkaClient(broker), topic, snapshots);
+
+    const settings = loadSettings({
+      flags: {
+        brokers: broker.brokers.join(","),
+        topic,
+        group: `${topic}.group`,
+        eventsTopic: events,
+        deadLetterTopic: `${topic}.dlq`,
+        metricsPort: "0",
+        metricsHost: "127.0.0.1",
+      },
+      env: {},
+      groups: ["kafka", "service", "detector", "limits"],
+    });
+    service = await startConsumerService(settings, createLogger("test", "warn"));
+    const base = `http://127.0.0.1:${service.address.port}`;
+    const { samples } = await waitFor("every snapshot applied", async () => {
+      const s = await scrape(base);
+      return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
+        ? s
+        : undefined;
+    });
+
+    const reference = referenceDetector(snapshots);
+    const summaries = reference.detector.summaries();
+    assert.ok(summaries.length > 0);
+    let referenceDeaths = 0;
+    for (const s of summaries) {
+      for (const state of STATES) {
+        const exported = sumOf(samples, "reluwatch_layer_units", {
+          run: s.run_id,
+          layer: s.layer,
+          state: state.toLowerCase(),
+        });
+        assert.equal(exported, s.units_by_state[state], `${s.layer} ${state}`);
+      }
+      assert.equal(
+        sumOf(samples, "reluwatch_layer_window_samples", { run: s.run_id, layer: s.layer }),
+        s.window_samples,
+      );
+      referenceDeaths += s.units_by_state.DEAD;
+    }
+    assert.ok(referenceDeaths > 0, "the scenario kills units");
+    assert.equal(sumOf(samples, "reluwatch_unit_transitions_total", { to: "dead" }), referenceDeaths);
+
+    const emitted = await readEvents(broker, events, reference.transitions.length);
+    assert.equal(emitted.length, reference.transitions.length);
+    const key = (t: UnitTransition) => `${t.layer}/${t.unit}/${t.from}/${t.to}/${t.step}`;
+    assert.deepEqual(new Set(emitted.map(key)), new Set(reference.transitions.map(key)));
+    const res = await fetch(`${base}/readyz`);
+    assert.equal(res.status, 200);
+  });
+});
