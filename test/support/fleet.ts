@@ -23,13 +23,11 @@ export async function produceSnapshots(
   await producer.connect();
   try {
     for (let i = 0; i < snapshots.length; i += 200) {
-      const messages = snapshots
-        .slice(i, i + 200)
-        .map((s) => ({
-          key: layerKey(s.run_id, s.layer),
-          value: encodeSnapshot(s),
-          timestamp: String(Date.now()),
-        }));
+      const messages = snapshots.slice(i, i + 200).map((s) => ({
+        key: layerKey(s.run_id, s.layer),
+        value: encodeSnapshot(s),
+        timestamp: String(Date.now()),
+      }));
       await producer.send({ topic, messages, acks: -1 });
     }
   } finally {
