@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { pino } from "pino";
+import { encodeSnapshot } from "../../../src/codec/index.js";
+import { type ActivationSnapshot, Detector } from "../../../src/core/index.js";
+import { SnapshotProcessor } from "../../../src/service/snapshot-processor.js";
+import { Telemetry } from "../../../src/service/telemetry.js";
+import { Exporter } from "../../../src/sink/prometheus.js";
+import { parseExposition, sumOf } from "../../support/metrics.js";
+
+function snapshot(run_id: string, layer: string, layer_units = 8, step = 10): ActivationSnapshot {
+  return {
+    run_id,
+    layer,
+    rank: 0,
+    step,
+    time: 1_700_000_000_000 + step,
+    unit_offset: 0,
+    unit_count: layer_units,
+    layer_units,
+    samples: 16,
+    stats: { kind: "counts", fires: new Uint32Array(layer_units).fill(4), abs_sum: null, sq_sum: null },
+  };
+}
+
+function harness(
+  limits = { max_runs: 2, max_layers_per_run: 2, max_units_per_layer: 64, max_message_bytes: 1 << 20 },
+) {
+  const detector = new Detector();
+  const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 1, processMetrics: false });
+  const telemetry = new Telemetry(pino({ level: "silent" }), exporter);
+  const processor = new SnapshotProcessor(detector, limits, telemetry);
+  let offset = 0;
+  const feed = (value: Buffer | null, partition = 0) =>
+    processor.process({ topic: "t", partition, offset: String(offset++), value }, 1_700_000_000_000);
+  const counters = async () => parseExposition(await exporter.metrics());
+  return { detector, processor, feed, counters };
+}
+
+describe("SnapshotProcessor", () => {
+  test("bad bytes become a dead letter with a stable reason, counted, never thrown", async () => {
+    const h = harness();
+    const good = encodeSnapshot(snapshot("r", "fc1"));
+    const wrongMagic = Buffer.from(good);
+    wrongMagic[0] = 0x00;
+    const cases: Array<[Buffer | null, string]> = [
+      [Buffer.from("definitely not avro"), "bad_magic"],
+      [wrongMagic, "bad_magic"],
+      [good.subarray(0, good.length - 5), "truncated"],
+      [null, "truncated"],
+    ];
+    for (const [value, reason] of cases) {
+      const out = h.feed(value);
+      assert.equal(out.deadLetter?.reason, reason);
+      assert.ok(out.deadLetter.message.length > 0);
+      assert.deepEqual(out.transitions, []);
+    }
+    const m = await h.counters();
+    assert.equal(sumOf(m, "reluwatch_snapshots_total", { result: "invalid" }), cases.length);
+    assert.equal(sumOf(m, "reluwatch_invalid_snapshots_total", { reason: "bad_magic" }), 2);
+    assert.equal(sumOf(m, "reluwatch_snapshots_total", { result: "ok" }), 0);
+    assert.equal(h.detector.layerIds().length, 0, "nothing reached the detector");
+  });
+
+  test("limits on runs, layers per run and units per layer dead-letter what exceeds them and keep the rest", async () => {
+    const h = harness();
+    assert.equal(h.feed(encodeSnapshot(snapshot("r1", "a"))).deadLetter, undefined);
+    assert.equal(h.feed(encodeSnapshot(snapshot("r1", "b"))).deadLetter, undefined);
+    assert.equal(h.feed(encodeSnapshot(snapshot("r1", "c"))).deadLetter?.reason, "limit_layers_per_run");
+    assert.equal(h.feed(encodeSnapshot(snapshot("r2", "a"))).deadLetter, undefined);
+    assert.equal(h.feed(encodeSnapshot(snapshot("r3", "a"))).deadLetter?.reason, "limit_runs");
+    assert.equal(
+      h.feed(encodeSnapshot(snapshot("r2", "big", 128))).deadLetter?.reason,
+      "limit_units_per_layer",
+    );
+    // A known layer keeps flowing at the limit.
+    assert.equal(h.feed(encodeSnapshot(snapshot("r1", "b", 8, 20))).deadLetter, undefined);
+    const m = await h.counters();
+    assert.equal(sumOf(m, "reluwatch_snapshots_total", { result: "over_limit" }), 3);
+    assert.equal(sumOf(m, "reluwatch_snapshots_total", { result: "ok" }), 4);
+    assert.equal(h.detector.layerIds().length, 3);
+  });
+
+  test("a revoked partition's layers are dropped, with their limits' room", () => {
+    const h = harness();
+    h.feed(encodeSnapshot(snapshot("r1", "a")), 0);
+    h.feed(encodeSnapshot(snapshot("r1", "b")), 1);
+    assert.equal(h.processor.dropPartitions(new Set([0])), 1);
+    assert.deepEqual(
+      h.detector.layerIds().map((l) => l.layer),
+      ["b"],
+    );
+    assert.equal(h.feed(encodeSnapshot(snapshot("r1", "c")), 2).deadLetter, undefined, "room was freed");
+  });
+
+  test("idle runs are forgotten by punctuate", () => {
+    const h = harness();
+    h.feed(encodeSnapshot(snapshot("r1", "a")));
+    assert.deepEqual(h.processor.punctuate(1_700_000_000_000 + 10, 60_000), []);
+    assert.deepEqual(h.processor.punctuate(1_700_000_000_000 + 120_000, 60_000), ["r1"]);
+    assert.equal(h.detector.layerIds().length, 0);
+  });
+});
