@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { pino } from "pino";
 import { encodeSnapshot } from "../../../src/codec/index.js";
 import { type ActivationSnapshot, Detector } from "../../../src/core/index.js";
-import { SnapshotProcessor } from "../../../src/service/snapshot-processor.js";
+import { packageRoot } from "../../../src/paths.js";
+import { LIMIT_REASONS, SnapshotProcessor } from "../../../src/service/snapshot-processor.js";
 import { Telemetry } from "../../../src/service/telemetry.js";
+import { DEAD_LETTER_HEADERS } from "../../../src/sink/kafka-sinks.js";
 import { Exporter } from "../../../src/sink/prometheus.js";
 import { parseExposition, sumOf } from "../../support/metrics.js";
 
@@ -99,5 +103,15 @@ describe("SnapshotProcessor", () => {
     assert.deepEqual(h.processor.punctuate(1_700_000_000_000 + 10, 60_000), []);
     assert.deepEqual(h.processor.punctuate(1_700_000_000_000 + 120_000, 60_000), ["r1"]);
     assert.equal(h.detector.layerIds().length, 0);
+  });
+});
+
+describe("docs/errors.md", () => {
+  test("documents every limit reason and every dead-letter header", () => {
+    const doc = readFileSync(join(packageRoot, "docs/errors.md"), "utf8");
+    const limits = [...doc.matchAll(/^\| `(limit_[a-z_]+)` \|/gm)].map((m) => m[1]);
+    assert.deepEqual(limits.sort(), [...LIMIT_REASONS].sort());
+    const headers = [...doc.matchAll(/^\| `(reluwatch-[a-z-]+)` \|/gm)].map((m) => m[1]);
+    assert.deepEqual(headers.sort(), Object.values(DEAD_LETTER_HEADERS).sort());
   });
 });
