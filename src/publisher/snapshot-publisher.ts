@@ -137,7 +137,9 @@ export class SnapshotPublisher {
   /** Set when close() gave up on the in-flight batch and already counted it as failed. */
   private batchAbandoned = false;
   private sender: Promise<void> | undefined;
-  private state: "new" | "open" | "closing" | "aborted" | "closed" = "new";
+  private state: "new" | "open" | "closing" | "closed" = "new";
+  /** close() gave up on the broker: the sender stops retrying, whatever state follows. */
+  private aborted = false;
   private failing = false;
 
   constructor(options: SnapshotPublisherOptions) {
@@ -242,7 +244,7 @@ export class SnapshotPublisher {
 
   private async run(): Promise<void> {
     for (;;) {
-      if (this.state === "aborted") return;
+      if (this.aborted) return;
       if (this.queue.length === 0) {
         if (this.state !== "open") return;
         await this.work.wait();
@@ -286,7 +288,7 @@ export class SnapshotPublisher {
             "cannot publish snapshots; retrying, and dropping by the overflow policy while the queue is full",
           );
         }
-        if (this.state === "aborted") {
+        if (this.aborted) {
           if (!this.batchAbandoned) this.counters.failed += batch.length;
           return;
         }
@@ -320,7 +322,7 @@ export class SnapshotPublisher {
     ]);
     clearTimeout(timer);
     if (!flushed) {
-      this.state = "aborted";
+      this.aborted = true;
       this.counters.failed += this.queue.clear();
       this.work.fire();
       this.stopping.fire();
