@@ -114,6 +114,7 @@ test("an outage with a full queue drops and counts instead of blocking; close() 
   balanced(closedDead);
   assert.equal(closedDead.sent, 0);
   assert.equal(closedDead.failed, 10 - closedDead.dropped);
+  const waiterErrorsAtClose = waiter.stats().send_errors;
   await assert.rejects(dropper.publish({ ...snapshot(1), layer: "" }), /EMPTY_NAME/);
 
   await startLocalBroker(PORT);
@@ -149,4 +150,6 @@ test("an outage with a full queue drops and counts instead of blocking; close() 
     unique.slice(-20),
     Array.from({ length: 20 }, (_, i) => 190 + i),
   );
+  // A closed publisher stays quiet: no sender still retrying in the background.
+  assert.equal(waiter.stats().send_errors, waiterErrorsAtClose);
 });
