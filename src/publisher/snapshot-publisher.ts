@@ -88,25 +88,47 @@ function codecAvailable(type: CompressionTypes): boolean {
 
 /** A promise with its resolver, for waking the sender or a waiting publish(). */
 class Signal {
-  private waiters: (() => void)[] = [];
-  wait(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
+  private waiters = new Set<() => void>();
+
+  /** Resolves on the next fire(), or after `ms` if given; either way it leaves no timer or waiter behind. */
+  wait(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      this.waiters.add(done);
+      if (ms !== undefined) timer = setTimeout(done, ms);
+    });
   }
+
   fire(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const resolve of w) resolve();
+    for (const done of [...this.waiters]) done();
   }
 }
 
-function sleep(ms: number, interrupt?: Signal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    void interrupt?.wait().then(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Settles when `p` does or after `ms`, whichever is first, clearing the timer either way. */
+async function settleWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export class SnapshotPublisher {
@@ -137,7 +159,10 @@ export class SnapshotPublisher {
   /** Set when close() gave up on the in-flight batch and already counted it as failed. */
   private batchAbandoned = false;
   private sender: Promise<void> | undefined;
-  private state: "new" | "open" | "closing" | "aborted" | "closed" = "new";
+  private state: "new" | "open" | "closing" | "closed" = "new";
+  /** close() gave up on the broker: the sender stops retrying, whatever state follows. */
+  private aborted = false;
+  private closing: Promise<PublisherStats> | undefined;
   private failing = false;
 
   constructor(options: SnapshotPublisherOptions) {
@@ -227,7 +252,7 @@ export class SnapshotPublisher {
     while (this.queue.full && this.state === "open") {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await Promise.race([this.room.wait(), sleep(left)]);
+      await this.room.wait(left);
     }
     return !this.queue.full && this.state === "open";
   }
@@ -242,7 +267,7 @@ export class SnapshotPublisher {
 
   private async run(): Promise<void> {
     for (;;) {
-      if (this.state === "aborted") return;
+      if (this.aborted) return;
       if (this.queue.length === 0) {
         if (this.state !== "open") return;
         await this.work.wait();
@@ -286,11 +311,11 @@ export class SnapshotPublisher {
             "cannot publish snapshots; retrying, and dropping by the overflow policy while the queue is full",
           );
         }
-        if (this.state === "aborted") {
+        if (this.aborted) {
           if (!this.batchAbandoned) this.counters.failed += batch.length;
           return;
         }
-        await sleep(this.opts.retry_backoff_ms, this.stopping);
+        await this.stopping.wait(this.opts.retry_backoff_ms);
       }
     }
   }
@@ -300,8 +325,12 @@ export class SnapshotPublisher {
    * If the broker stays unreachable past timeout_ms, what is left is counted
    * as failed and close() returns anyway.
    */
-  async close(opts: CloseOptions = {}): Promise<PublisherStats> {
-    if (this.state === "closed") return this.stats();
+  close(opts: CloseOptions = {}): Promise<PublisherStats> {
+    this.closing ??= this.shutdown(opts);
+    return this.closing;
+  }
+
+  private async shutdown(opts: CloseOptions): Promise<PublisherStats> {
     if (this.state === "new") {
       this.state = "closed";
       return this.stats();
@@ -310,17 +339,9 @@ export class SnapshotPublisher {
     this.work.fire();
     this.stopping.fire();
     this.room.fire();
-    const timeout = opts.timeout_ms ?? 30_000;
-    let timer: NodeJS.Timeout | undefined;
-    const flushed = await Promise.race([
-      this.sender!.then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeout);
-      }),
-    ]);
-    clearTimeout(timer);
+    const flushed = await settleWithin(this.sender!, opts.timeout_ms ?? 30_000);
     if (!flushed) {
-      this.state = "aborted";
+      this.aborted = true;
       this.counters.failed += this.queue.clear();
       this.work.fire();
       this.stopping.fire();
@@ -332,7 +353,7 @@ export class SnapshotPublisher {
     await this.producer.disconnect().catch(() => undefined);
     if (!flushed) {
       // The in-flight batch's request ends once the connection is gone; bounded all the same.
-      await Promise.race([this.sender, sleep(5_000)]);
+      await settleWithin(this.sender!, 5_000);
       if (this.inFlight > 0 && !this.batchAbandoned) {
         this.counters.failed += this.inFlight;
         this.batchAbandoned = true;

@@ -5,6 +5,7 @@
  * delivers everything still queued.
  */
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { decodeSnapshot } from "../../src/codec/index.js";
 import type { ActivationSnapshot } from "../../src/core/snapshot.js";
@@ -18,15 +19,37 @@ import {
   uniqueTopic,
 } from "../support/broker.js";
 
-const PORT = 19310;
+let PORT = 0;
 let broker: TestBroker;
 
+/** Whether nothing listens on `port` of the loopback interface. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A client port and its controller port (+1), both free, from 19310-19399:
+ * several checkouts may run this test at once on one machine.
+ */
+async function freePortPair(): Promise<number> {
+  const candidates = Array.from({ length: 45 }, (_, i) => 19310 + 2 * i).sort(() => Math.random() - 0.5);
+  for (const port of candidates) {
+    if ((await portFree(port)) && (await portFree(port + 1))) return port;
+  }
+  throw new Error("no free port pair in 19310-19399 for a private broker");
+}
+
 before(async () => {
+  PORT = await freePortPair();
   const address = await startLocalBroker(PORT);
   broker = { brokers: [address], source: "local", describe: `private broker at ${address}` };
 });
 after(async () => {
-  await stopLocalBroker(PORT);
+  if (PORT) await stopLocalBroker(PORT);
 });
 
 function snapshot(step: number): ActivationSnapshot {
@@ -91,6 +114,7 @@ test("an outage with a full queue drops and counts instead of blocking; close() 
   balanced(closedDead);
   assert.equal(closedDead.sent, 0);
   assert.equal(closedDead.failed, 10 - closedDead.dropped);
+  const waiterErrorsAtClose = waiter.stats().send_errors;
   await assert.rejects(dropper.publish({ ...snapshot(1), layer: "" }), /EMPTY_NAME/);
 
   await startLocalBroker(PORT);
@@ -126,4 +150,8 @@ test("an outage with a full queue drops and counts instead of blocking; close() 
     unique.slice(-20),
     Array.from({ length: 20 }, (_, i) => 190 + i),
   );
+  // A closed publisher stays quiet: the batch it abandoned may fail once more
+  // when its request finally ends, but no sender goes on retrying.
+  assert.ok(waiter.stats().send_errors <= waiterErrorsAtClose + 1, JSON.stringify(waiter.stats()));
+  balanced(waiter.stats());
 });

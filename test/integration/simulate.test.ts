@@ -104,6 +104,33 @@ test("simulate to Kafka gives the same records as --out for the same seed, and r
     max: 10,
   });
   assert.equal(capped.records, 10);
+
+  // Time ranges use the Kafka timestamps (when the records were produced: just now).
+  const hour = 3_600_000;
+  const future = await recordTopic({
+    brokers: broker.brokers,
+    topic,
+    out: join(dir, "f.avro"),
+    since: Date.now() + hour,
+  });
+  assert.equal(future.records, 0);
+  assert.deepEqual(await readAll(join(dir, "f.avro")), []);
+  const past = await recordTopic({
+    brokers: broker.brokers,
+    topic,
+    out: join(dir, "p.avro"),
+    until: Date.now() - hour,
+  });
+  assert.equal(past.records, 0);
+  const now = Date.now();
+  const window = await recordTopic({
+    brokers: broker.brokers,
+    topic,
+    out: join(dir, "w.avro"),
+    since: now - hour,
+    until: now + hour,
+  });
+  assert.equal(window.records, fromFile.length);
 });
 
 test("record skips and counts messages that are not snapshots, or fails on them with --strict", async () => {

@@ -56,3 +56,10 @@ test("SnapshotPublisher refuses bad options up front and publish() before connec
     in_flight: 0,
   });
 });
+
+test("close() is idempotent: every call gets the one shutdown's result", async () => {
+  const p = new SnapshotPublisher({ brokers: ["h:1"], topic: "t" });
+  const first = p.close();
+  assert.equal(p.close(), first);
+  assert.equal((await first).sent, 0);
+});
