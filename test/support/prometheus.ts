@@ -5,7 +5,7 @@
  * records what Alertmanager delivers. Each process gets its own port and
  * temporary data directory and is stopped by the test that started it.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -34,6 +34,16 @@ export const FAST_TIMINGS: RuleTimings = {
     invalidSnapshots: "3s",
   },
 };
+
+/**
+ * `promtool check metrics` over exposition text: the exit status and what
+ * promtool printed (its lint findings when the status is not 0).
+ */
+export function promtoolCheckMetrics(text: string): { status: number; output: string } {
+  const result = spawnSync(which(["promtool"]), ["check", "metrics"], { input: text, encoding: "utf8" });
+  if (result.error) throw result.error;
+  return { status: result.status ?? -1, output: `${result.stdout}${result.stderr}` };
+}
 
 /** The shipped Alertmanager configuration, relative to the package root. */
 export const ALERTMANAGER_CONFIG_FILE = "deploy/alertmanager/alertmanager.yml";
