@@ -23,6 +23,13 @@ export interface ExporterOptions {
   unitSeriesMax: number;
   /** Also export prom-client's process and Node.js runtime metrics. */
   processMetrics?: boolean;
+  /**
+   * Every reason a snapshot can be dead-lettered for: their
+   * reluwatch_invalid_snapshots_total series start at 0, so rate() sees the
+   * first rejection (a series born at 1 shows no rate, and the alert would
+   * wait for a second one).
+   */
+  rejectReasons?: readonly string[];
 }
 
 export type SnapshotResult = "ok" | "duplicate" | "late" | "invalid" | "over_limit";
@@ -228,6 +235,7 @@ export class Exporter {
       labelNames: ["reason"],
       registers,
     });
+    for (const reason of this.options.rejectReasons ?? []) this.invalid.inc({ reason }, 0);
     this.age = new Histogram({
       name: "reluwatch_snapshot_age_seconds",
       help: "Processing time minus the snapshot's time: how far behind training the verdicts are.",

@@ -16,6 +16,7 @@ import { describe, it } from "node:test";
 import { METRICS, ZERO_INITIALISED_SERIES } from "../../../deploy/metrics-contract.js";
 import { type ActivationSnapshot, Detector } from "../../../src/core/index.js";
 import { packageRoot } from "../../../src/paths.js";
+import { REJECT_REASONS } from "../../../src/service/snapshot-processor.js";
 import { generateFleet, resolveScenario } from "../../../src/sim/index.js";
 import { Exporter } from "../../../src/sink/prometheus.js";
 import { repoFile } from "../../support/deploy-files.js";
@@ -63,7 +64,12 @@ function handMadeSnapshots(): ActivationSnapshot[] {
  */
 function deterministicExporter(): { exporter: Exporter; detector: Detector } {
   const detector = new Detector({ window_steps: 400, window_buckets: 4 });
-  const exporter = new Exporter(detector, { unitSeries: true, unitSeriesMax: 3, processMetrics: false });
+  const exporter = new Exporter(detector, {
+    unitSeries: true,
+    unitSeriesMax: 3,
+    processMetrics: false,
+    rejectReasons: REJECT_REASONS,
+  });
   const scenario = resolveScenario("lr-spike", {
     units: 8,
     layers: 2,
@@ -180,6 +186,29 @@ describe("the exporter's /metrics", () => {
       samples.filter((s) => s.name === "reluwatch_unit_transitions_total" && s.labels.to !== "dead").length,
       0,
     );
+  });
+
+  it("exposes every dead-letter reason at 0 before the first rejection", async () => {
+    const exporter = new Exporter(new Detector(), {
+      unitSeries: false,
+      unitSeriesMax: 10,
+      processMetrics: false,
+      rejectReasons: REJECT_REASONS,
+    });
+    const invalid = () => parseExposition(text).filter((s) => s.name === "reluwatch_invalid_snapshots_total");
+    let text = await exporter.metrics();
+    assert.deepEqual(
+      invalid()
+        .map((s) => s.labels.reason)
+        .sort(),
+      [...REJECT_REASONS].sort(),
+    );
+    assert.ok(invalid().every((s) => s.value === 0));
+    assert.ok(REJECT_REASONS.includes("bad_magic") && REJECT_REASONS.includes("limit_runs"));
+    exporter.countRejected("invalid", "bad_magic");
+    text = await exporter.metrics();
+    assert.equal(sumOf(invalid(), "reluwatch_invalid_snapshots_total", { reason: "bad_magic" }), 1);
+    assert.equal(sumOf(invalid(), "reluwatch_invalid_snapshots_total"), 1);
   });
 
   it("counts what the detector saw in the deterministic state", async () => {
