@@ -11,7 +11,7 @@ KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
 .PHONY: help install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
-        kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize
+        kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize metrics-golden
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ $(KUSTOMIZE):
 
 dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana/dashboards.ts
 	npx tsx deploy/generate.ts dashboards
+
+metrics-golden: install system-deps ## regenerate test/fixtures/metrics.golden.prom after an intended exporter change
+	UPDATE_GOLDEN=1 $(NODE_TEST) test/unit/sink/exporter-metrics.test.ts
 
 # Python virtualenv with fastavro, for the cross-language tests in test/interop/.
 .venv: test/interop/requirements.txt

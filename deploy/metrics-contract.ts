@@ -1,8 +1,9 @@
 /**
- * The metric contract between `reluwatch consume` (the exporter) and the
- * observability kit (rules, alerts, dashboards). Everything under deploy/ is
- * built against this list; the exporter's own tests can diff their /metrics
- * against it, and docs/metrics.md describes the same names in prose.
+ * The metric contract between `reluwatch consume` (the exporter,
+ * src/sink/prometheus.ts) and the observability kit (rules, alerts,
+ * dashboards). Everything under deploy/ is built against this list;
+ * test/unit/sink/exporter-metrics.test.ts fails when a real Exporter's /metrics
+ * differs from it (names, types, labels, help) or from docs/metrics.md.
  */
 
 export type MetricType = "counter" | "gauge" | "histogram";
@@ -33,116 +34,128 @@ export const METRICS: readonly MetricContract[] = [
     name: "reluwatch_layer_units",
     type: "gauge",
     labels: ["run", "layer", "state"],
-    help: "Units of the layer in each state.",
+    help: "Units of a layer in each state (unknown, active, mostly_silent, dead).",
   },
   {
     name: "reluwatch_layer_dead_ratio",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Fraction of the layer's units judged dead.",
-  },
-  {
-    name: "reluwatch_unit_transitions_total",
-    type: "counter",
-    labels: ["run", "layer", "from", "to"],
-    help: "Unit state changes since the layer was first seen.",
+    help: "Share of a layer's units that are dead (0..1).",
   },
   {
     name: "reluwatch_layer_born_dead_units",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Units that were dead at their first verdict.",
+    help: "Units whose first verdict was dead and that were never seen firing: an initialisation problem.",
   },
   {
     name: "reluwatch_layer_constant_units",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Living units whose output barely varies.",
-  },
-  {
-    name: "reluwatch_layer_units_by_firing_rate",
-    type: "gauge",
-    labels: ["run", "layer", "le"],
-    help: "Cumulative count of units whose firing rate is <= le.",
+    help: "Living units whose activation barely varies over the window (no information about the input).",
   },
   {
     name: "reluwatch_layer_step",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Latest training step seen for the layer.",
+    help: "Newest training step seen for the layer.",
   },
   {
     name: "reluwatch_layer_window_samples",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Samples in the layer's rolling window.",
+    help: "Samples (inputs) in the layer's rolling window, summed over ranks.",
   },
   {
     name: "reluwatch_layer_stale_ranks",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Ranks that stopped reporting for the layer.",
-  },
-  {
-    name: "reluwatch_layer_nonfinite_values_total",
-    type: "counter",
-    labels: ["run", "layer"],
-    help: "NaN or infinite activation values reported for the layer.",
+    help: "Ranks that stopped reporting while the others advance; verdicts lack their inputs.",
   },
   {
     name: "reluwatch_layer_dormancy_mean",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Mean dormancy score of the layer's units (when abs_sum is sent).",
+    help: "Mean ReDo dormancy score of the layer's units (unit mean |activation| / layer mean); only when abs_sum is sent.",
   },
   {
     name: "reluwatch_layer_last_snapshot_timestamp_seconds",
     type: "gauge",
     labels: ["run", "layer"],
-    help: "Wall-clock time of the latest applied snapshot for the layer, in Unix seconds.",
+    help: "Wall time the newest snapshot of the layer was applied (Unix seconds).",
   },
   {
-    name: "reluwatch_snapshots_total",
+    name: "reluwatch_layer_nonfinite_values_total",
     type: "counter",
-    labels: ["result"],
-    help: "Snapshots consumed, by result.",
+    labels: ["run", "layer"],
+    help: "NaN or infinite activation values seen in raw snapshots of the layer.",
   },
   {
-    name: "reluwatch_invalid_snapshots_total",
+    name: "reluwatch_layer_checkpoint_resumes_total",
     type: "counter",
-    labels: ["reason"],
-    help: "Snapshots rejected as invalid, by reason.",
+    labels: ["run", "layer"],
+    help: "Times a rank resumed the layer from a checkpoint (an earlier step with a later time); the window was cut back.",
   },
   {
-    name: "reluwatch_snapshot_age_seconds",
-    type: "histogram",
-    labels: [],
-    help: "Processing time minus snapshot time.",
+    name: "reluwatch_layer_resets_total",
+    type: "counter",
+    labels: ["run", "layer"],
+    help: "Times the layer's state was reset because its layer_units changed mid-run.",
   },
   {
-    name: "reluwatch_consumer_lag_messages",
+    name: "reluwatch_unit_transitions_total",
+    type: "counter",
+    labels: ["run", "layer", "from", "to"],
+    help: "Units that changed state, by from and to state (to=dead is a death; from=dead a revival).",
+  },
+  {
+    name: "reluwatch_layer_units_by_firing_rate",
     type: "gauge",
-    labels: ["topic", "partition"],
-    help: "Messages between the committed offset and the partition's end.",
-  },
-  {
-    name: "reluwatch_tracked_units",
-    type: "gauge",
-    labels: [],
-    help: "Units held in memory across all layers.",
-  },
-  {
-    name: "reluwatch_restoring",
-    type: "gauge",
-    labels: [],
-    help: "1 while the instance rebuilds windows after a partition assignment.",
+    labels: ["run", "layer", "rate_le"],
+    help: "Units of a layer whose windowed firing rate is <= rate_le (cumulative), for heatmaps of the distribution.",
   },
   {
     name: "reluwatch_unit_firing_rate",
     type: "gauge",
     labels: ["run", "layer", "unit"],
-    help: "Firing rate of the units closest to death (capped; overflow folded into one series).",
+    help: 'Windowed firing rate of the living units closest to death (opt-in); past the cap, unit="other" holds the lowest folded rate per layer.',
     optIn: true,
+  },
+  {
+    name: "reluwatch_tracked_units",
+    type: "gauge",
+    labels: [],
+    help: "Units whose windows this instance keeps, over all runs and layers.",
+  },
+  {
+    name: "reluwatch_snapshots_total",
+    type: "counter",
+    labels: ["result"],
+    help: "Snapshots processed, by result: ok, duplicate (already applied), late (older than the window), invalid, over_limit.",
+  },
+  {
+    name: "reluwatch_invalid_snapshots_total",
+    type: "counter",
+    labels: ["reason"],
+    help: "Snapshots dead-lettered, by reason (an error code of docs/errors.md or a limit).",
+  },
+  {
+    name: "reluwatch_snapshot_age_seconds",
+    type: "histogram",
+    labels: [],
+    help: "Processing time minus the snapshot's time: how far behind training the verdicts are.",
+  },
+  {
+    name: "reluwatch_consumer_lag_messages",
+    type: "gauge",
+    labels: ["topic", "partition"],
+    help: "Messages between the partition's high watermark and the consumer's position.",
+  },
+  {
+    name: "reluwatch_restoring",
+    type: "gauge",
+    labels: [],
+    help: "1 while the instance rebuilds windows of newly assigned partitions (not ready), else 0.",
   },
 ];
 
@@ -153,8 +166,12 @@ export const METRICS: readonly MetricContract[] = [
  * units all die before the first death series exists would never alert.
  */
 export const ZERO_INITIALISED_SERIES: readonly { name: string; labels: Record<string, string> }[] = [
-  { name: "reluwatch_unit_transitions_total", labels: { to: "dead" } },
+  { name: "reluwatch_unit_transitions_total", labels: { from: "unknown", to: "dead" } },
+  { name: "reluwatch_unit_transitions_total", labels: { from: "active", to: "dead" } },
+  { name: "reluwatch_unit_transitions_total", labels: { from: "mostly_silent", to: "dead" } },
   { name: "reluwatch_layer_nonfinite_values_total", labels: {} },
+  { name: "reluwatch_layer_checkpoint_resumes_total", labels: {} },
+  { name: "reluwatch_layer_resets_total", labels: {} },
 ];
 
 export function metricByName(name: string): MetricContract {

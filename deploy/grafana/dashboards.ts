@@ -219,11 +219,14 @@ export function layerDashboard(): Dashboard {
     .withPanel(
       new HeatmapPanel()
         .title("Firing-rate distribution")
-        .description("Units per firing-rate bucket over time (from the cumulative le buckets).")
+        .description("Units per firing-rate bucket over time (from the cumulative rate_le buckets).")
         .withTarget(
-          prom(`sum by (le) (reluwatch_layer_units_by_firing_rate{${LAYER}})`, "{{le}}").format(
-            PromQueryFormat.Heatmap,
-          ),
+          // Grafana's heatmap format reads bucket bounds from `le`; the exporter
+          // names the label rate_le because `le` is reserved for histograms.
+          prom(
+            `label_replace(sum by (rate_le) (reluwatch_layer_units_by_firing_rate{${LAYER}}), "le", "$1", "rate_le", "(.*)")`,
+            "{{le}}",
+          ).format(PromQueryFormat.Heatmap),
         )
         .calculate(false)
         .color(new HeatmapColorOptionsBuilder().scheme("Oranges").steps(64))
@@ -286,7 +289,25 @@ export function layerDashboard(): Dashboard {
           ),
         )
         .height(8)
-        .span(12),
+        .span(8),
+    )
+    .withPanel(
+      new TimeseriesPanel()
+        .title("Checkpoint resumes and resets")
+        .description(
+          "A resume cuts the window back to the resumed step; a reset (layer_units changed) starts the layer over. Either delays verdicts.",
+        )
+        .withTarget(
+          prom(
+            `sum(increase(reluwatch_layer_checkpoint_resumes_total{${LAYER}}[$__rate_interval]))`,
+            "resumes",
+          ),
+        )
+        .withTarget(
+          prom(`sum(increase(reluwatch_layer_resets_total{${LAYER}}[$__rate_interval]))`, "resets", "B"),
+        )
+        .height(8)
+        .span(8),
     )
     .withPanel(
       new TablePanel()
@@ -294,7 +315,7 @@ export function layerDashboard(): Dashboard {
         .description("Needs the exporter's opt-in per-unit series; the HTTP API has every unit.")
         .withTarget(instant(`bottomk(20, reluwatch_unit_firing_rate{${LAYER}})`))
         .height(8)
-        .span(12),
+        .span(8),
     )
     .build();
 }

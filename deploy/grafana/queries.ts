@@ -52,11 +52,12 @@ export function substituteVariables(template: string, vars: QueryVariables): str
     __interval: vars.interval ?? "15s",
     __range: vars.range ?? "5m",
   };
-  const expr = template.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, braced: string, bare: string) => {
+  // `$1` and the like are label_replace capture references, not Grafana variables.
+  const expr = template.replace(/\$\{(\w+)\}|\$([A-Za-z_]\w*)/g, (whole, braced: string, bare: string) => {
     const name = braced ?? bare;
     return values[name] ?? whole;
   });
-  const left = /\$\{?\w+/.exec(expr);
+  const left = /\$\{?[A-Za-z_]\w*/.exec(expr);
   if (left) throw new UnresolvedVariableError(expr, left[0]);
   return expr;
 }

@@ -12,7 +12,7 @@ import { KafkaSinks } from "../sink/kafka-sinks.js";
 import { Exporter } from "../sink/prometheus.js";
 import { createKafka } from "../source/kafka-client.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
-import { SnapshotProcessor } from "./snapshot-processor.js";
+import { REJECT_REASONS, SnapshotProcessor } from "./snapshot-processor.js";
 import { Telemetry } from "./telemetry.js";
 
 export interface ConsumerService {
@@ -34,6 +34,7 @@ export async function startConsumerService(
   const exporter = new Exporter(detector, {
     unitSeries: settings.unit_series,
     unitSeriesMax: settings.unit_series_max,
+    rejectReasons: REJECT_REASONS,
   });
   const telemetry = new Telemetry(log, exporter);
   const processor = new SnapshotProcessor(detector, settings.limits, telemetry);

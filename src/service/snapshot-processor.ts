@@ -5,7 +5,13 @@
  * and positions, and it returns what the sinks must write. Bad input never
  * throws out of here: it becomes a dead-letter instruction with a reason.
  */
-import { CodecError, decodeSnapshot, type SnapshotLimits } from "../codec/index.js";
+import {
+  CODEC_ERROR_CODES,
+  CodecError,
+  codecErrorReason,
+  decodeSnapshot,
+  type SnapshotLimits,
+} from "../codec/index.js";
 import type { LimitSettings } from "../config/load.js";
 import type { Detector, UnitTransition } from "../core/index.js";
 import { type ActivationSnapshot, layerKey } from "../core/snapshot.js";
@@ -27,6 +33,12 @@ export interface ProcessResult {
 }
 
 export const LIMIT_REASONS = ["limit_runs", "limit_layers_per_run", "limit_units_per_layer"] as const;
+
+/** Every dead-letter reason this processor can give: the codec's error reasons and the limits. */
+export const REJECT_REASONS: readonly string[] = [
+  ...CODEC_ERROR_CODES.map(codecErrorReason),
+  ...LIMIT_REASONS,
+];
 
 export class SnapshotProcessor {
   /** run → layer → partition, to enforce limits and drop a revoked partition's layers. */

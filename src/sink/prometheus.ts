@@ -23,12 +23,21 @@ export interface ExporterOptions {
   unitSeriesMax: number;
   /** Also export prom-client's process and Node.js runtime metrics. */
   processMetrics?: boolean;
+  /**
+   * Every reason a snapshot can be dead-lettered for: their
+   * reluwatch_invalid_snapshots_total series start at 0, so rate() sees the
+   * first rejection (a series born at 1 shows no rate, and the alert would
+   * wait for a second one).
+   */
+  rejectReasons?: readonly string[];
 }
 
 export type SnapshotResult = "ok" | "duplicate" | "late" | "invalid" | "over_limit";
 
 const STATES: readonly UnitState[] = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"];
 const stateLabel = (s: UnitState): string => s.toLowerCase();
+/** States a unit can die from: the `from` labels of the zero-initialised death series. */
+const DEATH_SOURCES: readonly UnitState[] = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT"];
 
 export class Exporter {
   readonly registry = new Registry();
@@ -146,6 +155,12 @@ export class Exporter {
       collect() {
         this.reset();
         for (const s of scrape()) {
+          // Deaths are exposed at 0 from a layer's first scrape: increase() cannot
+          // see the first jump of a series that appears already non-zero, and a
+          // layer whose units die in one verdict would never raise ReluUnitsDied.
+          for (const from of DEATH_SOURCES) {
+            this.inc({ run: s.run_id, layer: s.layer, from: stateLabel(from), to: "dead" }, 0);
+          }
           for (const t of s.transitions_total) {
             this.inc(
               { run: s.run_id, layer: s.layer, from: stateLabel(t.from), to: stateLabel(t.to) },
@@ -157,14 +172,16 @@ export class Exporter {
     });
     new Gauge({
       name: "reluwatch_layer_units_by_firing_rate",
-      help: "Units of a layer whose windowed firing rate is <= le (cumulative), for heatmaps of the distribution.",
-      labelNames: [...layerLabels, "le"],
+      // Not `le`: that label is reserved for histogram buckets (promtool rejects
+      // it on a gauge); dashboards rename it with label_replace for heatmaps.
+      help: "Units of a layer whose windowed firing rate is <= rate_le (cumulative), for heatmaps of the distribution.",
+      labelNames: [...layerLabels, "rate_le"],
       registers,
       collect() {
         this.reset();
         for (const s of scrape()) {
           for (const b of s.firing_rate_le)
-            this.set({ run: s.run_id, layer: s.layer, le: String(b.le) }, b.units);
+            this.set({ run: s.run_id, layer: s.layer, rate_le: String(b.le) }, b.units);
         }
       },
     });
@@ -218,6 +235,7 @@ export class Exporter {
       labelNames: ["reason"],
       registers,
     });
+    for (const reason of this.options.rejectReasons ?? []) this.invalid.inc({ reason }, 0);
     this.age = new Histogram({
       name: "reluwatch_snapshot_age_seconds",
       help: "Processing time minus the snapshot's time: how far behind training the verdicts are.",

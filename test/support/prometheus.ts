@@ -1,11 +1,11 @@
 /**
  * Real Prometheus and Alertmanager for tests (the Debian binaries that
- * `make system-deps` installs), plus the two small HTTP servers such tests need:
- * a static exporter that serves exposition text, and a webhook receiver that
- * records what Alertmanager delivers. Each process gets its own port and
- * temporary data directory and is stopped by the test that started it.
+ * `make system-deps` installs), a webhook receiver that records what
+ * Alertmanager delivers, and `promtool check metrics`. Each process gets its
+ * own port and temporary data directory and is stopped by the test that
+ * started it.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -34,6 +34,16 @@ export const FAST_TIMINGS: RuleTimings = {
     invalidSnapshots: "3s",
   },
 };
+
+/**
+ * `promtool check metrics` over exposition text: the exit status and what
+ * promtool printed (its lint findings when the status is not 0).
+ */
+export function promtoolCheckMetrics(text: string): { status: number; output: string } {
+  const result = spawnSync(which(["promtool"]), ["check", "metrics"], { input: text, encoding: "utf8" });
+  if (result.error) throw result.error;
+  return { status: result.status ?? -1, output: `${result.stdout}${result.stderr}` };
+}
 
 /** The shipped Alertmanager configuration, relative to the package root. */
 export const ALERTMANAGER_CONFIG_FILE = "deploy/alertmanager/alertmanager.yml";
@@ -313,34 +323,6 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         }
         await sleep(200);
       }
-    },
-    stop: () => close(server),
-  };
-}
-
-export interface StaticExporter {
-  /** host:port, as a scrape target. */
-  target: string;
-  scrapes: number;
-  stop(): Promise<void>;
-}
-
-/** Serves `render()` as /metrics in the text exposition format. */
-export async function startStaticExporter(render: () => string): Promise<StaticExporter> {
-  const state = { scrapes: 0 };
-  const server = createServer((req, res) => {
-    if (req.url !== "/metrics") {
-      res.writeHead(404).end();
-      return;
-    }
-    state.scrapes++;
-    res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(render());
-  });
-  const port = await listen(server);
-  return {
-    target: `127.0.0.1:${port}`,
-    get scrapes() {
-      return state.scrapes;
     },
     stop: () => close(server),
   };
