@@ -76,6 +76,8 @@ export interface ScenarioScore {
    * band where the verdict's confidence allows an error on alpha of the verdict opportunities.
    */
   dead_in_gray_zone: number;
+  /** Units the truth revived (alive at the end) that are still DEAD at the end, whatever their rate. */
+  revived_still_dead: number;
   /** true_positives / (true_positives + false_positives); null when that is 0/0. The target. */
   precision: number | null;
   /** true_positives / dead_verdicts, gray zone counted as wrong; null when nothing is called dead. */
@@ -178,6 +180,7 @@ export function scoreScenario(
   let tp = 0;
   let fp = 0;
   let gray = 0;
+  let revivedStillDead = 0;
   let livelyUnits = 0;
   let deaths = 0;
   let undetected = 0;
@@ -192,6 +195,7 @@ export function scoreScenario(
       if (endRate === 0) tp++;
       else if (endRate >= lively) fp++;
       else gray++;
+      if (endRate > 0 && t.revive_step !== null) revivedStillDead++;
     }
     if (t.segments.some((seg) => seg.rate >= lively)) livelyUnits++;
     if (t.death_step !== null) {
@@ -235,6 +239,7 @@ export function scoreScenario(
     true_positives: tp,
     false_positives: fp,
     dead_in_gray_zone: gray,
+    revived_still_dead: revivedStillDead,
     precision,
     precision_strict: deadVerdicts > 0 ? tp / deadVerdicts : null,
     recall,
