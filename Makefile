@@ -97,8 +97,8 @@ bench: install ## benchmarks (not part of make test)
 	npx tsx bench/core.ts
 	npx tsx bench/probe.ts
 
-eval: install ## detection-quality evaluation (not part of make test)
-	@echo "no evaluation yet"; exit 1
+eval: install ## detection-quality evaluation: simulate + replay scenarios, score against truth, write docs/evaluation.md
+	npx tsx scripts/eval.ts
 
 clean: ## remove build output and local broker data (stops brokers first)
 	$(MAKE) kafka-down-all

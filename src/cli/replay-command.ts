@@ -1,10 +1,9 @@
-import { once } from "node:events";
-import { createWriteStream, statSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, statSync, writeSync } from "node:fs";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { readSnapshotContainer } from "../codec/index.js";
+import { CodecError, readSnapshotContainer } from "../codec/index.js";
 import { addOptionFlags, loadSettingsOrExit } from "../config/index.js";
-import { Detector, type UnitTransition } from "../core/index.js";
+import { Detector, SnapshotShapeError, type UnitTransition } from "../core/index.js";
 import { Exporter } from "../sink/prometheus.js";
 
 export interface ReplayResult {
@@ -14,11 +13,27 @@ export interface ReplayResult {
   detector: Detector;
 }
 
-/**
- * Runs container files through the detector with no Kafka. The snapshot's own
- * time is the clock, so a replay is deterministic: the same files give the
- * same events and the same final metrics.
- */
+/** A file that cannot be replayed: not a snapshot container, or a snapshot the detector rejects. */
+export class ReplayError extends Error {
+  constructor(
+    readonly file: string,
+    /** 0-based index of the snapshot within the file; -1 when the file itself is unreadable. */
+    readonly index: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      message.includes(file)
+        ? message
+        : index < 0
+          ? `${file}: ${message}`
+          : `${file}: snapshot ${index}: ${message}`,
+      options,
+    );
+    this.name = "ReplayError";
+  }
+}
+
 export async function replayFiles(
   files: readonly string[],
   detector: Detector,
@@ -29,13 +44,26 @@ export async function replayFiles(
   let snapshots = 0;
   let transitions = 0;
   for (const file of files) {
-    for await (const snapshot of readSnapshotContainer(file)) {
-      const outcome = detector.apply(snapshot, snapshot.time);
-      results[outcome.result] = (results[outcome.result] ?? 0) + 1;
-      for (const t of outcome.transitions) onTransition(t);
-      transitions += outcome.transitions.length;
-      snapshots++;
-      if (snapshots % 1000 === 0) onProgress?.(file, snapshots);
+    let index = 0;
+    try {
+      for await (const snapshot of readSnapshotContainer(file)) {
+        const outcome = detector.apply(snapshot, snapshot.time);
+        results[outcome.result] = (results[outcome.result] ?? 0) + 1;
+        for (const t of outcome.transitions) onTransition(t);
+        transitions += outcome.transitions.length;
+        snapshots++;
+        index++;
+        if (snapshots % 1000 === 0) onProgress?.(file, snapshots);
+      }
+    } catch (err) {
+      if (err instanceof SnapshotShapeError) throw new ReplayError(file, index, err.message, { cause: err });
+      if (err instanceof CodecError) {
+        // The container reader names the file when the file itself, not one record, is at fault.
+        throw new ReplayError(file, err.message.includes(file) ? -1 : index, err.message, { cause: err });
+      }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code === "string") throw new ReplayError(file, -1, `cannot read (${code})`, { cause: err });
+      throw err;
     }
     onProgress?.(file, snapshots);
   }
@@ -44,6 +72,48 @@ export async function replayFiles(
   for (const t of flushed) onTransition(t);
   transitions += flushed.length;
   return { snapshots, results, transitions, detector };
+}
+
+/**
+ * JSON lines to a file descriptor in 1 MiB writes: synchronous, so a replay
+ * emitting millions of transitions never queues them all in memory.
+ */
+class LineWriter {
+  private chunks: string[] = [];
+  private size = 0;
+  constructor(private readonly fd: number) {}
+
+  write(line: string): void {
+    this.chunks.push(line);
+    this.size += line.length;
+    if (this.size >= 1 << 20) this.flush();
+  }
+
+  flush(): void {
+    if (this.chunks.length === 0) return;
+    writeSync(this.fd, this.chunks.join(""));
+    this.chunks = [];
+    this.size = 0;
+  }
+
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+}
+
+function fail(message: string, exitCode: number): never {
+  process.stderr.write(`reluwatch: ${message}\n`);
+  process.exit(exitCode);
+}
+
+/** Opens an output file before any work, so a bad path fails at once rather than after the replay. */
+function openOutput(flag: string, path: string): number {
+  try {
+    return openSync(path, "w");
+  } catch (err) {
+    return fail(`${flag}: cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
+  }
 }
 
 export function registerReplayCommand(program: Command): void {
@@ -62,14 +132,18 @@ export function registerReplayCommand(program: Command): void {
   command.action(async (files: string[], opts: Record<string, unknown>) => {
     const settings = loadSettingsOrExit(opts, ["detector"]);
     for (const file of files) {
+      let isFile = false;
       try {
-        statSync(file);
-      } catch {
-        process.stderr.write(`reluwatch: cannot read ${file}\n`);
-        process.exit(2);
+        isFile = statSync(file).isFile();
+      } catch (err) {
+        fail(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
       }
+      if (!isFile) fail(`cannot read ${file} (not a file)`, 2);
     }
-    const events = typeof opts.events === "string" ? createWriteStream(opts.events) : undefined;
+    const events =
+      typeof opts.events === "string" ? new LineWriter(openOutput("--events", opts.events)) : undefined;
+    const metricsFd =
+      typeof opts.metricsOut === "string" ? openOutput("--metrics-out", opts.metricsOut) : undefined;
     const bar = process.stderr.isTTY
       ? new SingleBar({
           format: "replay [{bar}] {value}/{total} files | {snapshots} snapshots",
@@ -81,29 +155,34 @@ export function registerReplayCommand(program: Command): void {
     let lastFile = files[0];
     const detector = new Detector(settings.detector);
     const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 0, processMetrics: false });
-    const result = await replayFiles(
-      files,
-      detector,
-      (t) => events?.write(`${JSON.stringify(t)}\n`),
-      (file, snapshots) => {
-        if (file !== lastFile) {
-          filesDone++;
-          lastFile = file;
-        }
-        bar?.update(filesDone, { snapshots });
-      },
-    );
+    let result: ReplayResult;
+    try {
+      result = await replayFiles(
+        files,
+        detector,
+        (t) => events?.write(`${JSON.stringify(t)}\n`),
+        (file, snapshots) => {
+          if (file !== lastFile) {
+            filesDone++;
+            lastFile = file;
+          }
+          bar?.update(filesDone, { snapshots });
+        },
+      );
+    } catch (err) {
+      bar?.stop();
+      if (err instanceof ReplayError) fail(`replay: ${err.message}`, 1);
+      throw err;
+    }
     bar?.update(files.length, { snapshots: result.snapshots });
     bar?.stop();
-    if (events) {
-      events.end();
-      await once(events, "finish");
-    }
-    if (typeof opts.metricsOut === "string") {
+    events?.close();
+    if (metricsFd !== undefined) {
       for (const [name, count] of Object.entries(result.results)) {
         exporter.countSnapshot(name as "ok" | "duplicate" | "late", count);
       }
-      writeFileSync(opts.metricsOut, await exporter.metrics());
+      writeSync(metricsFd, await exporter.metrics());
+      closeSync(metricsFd);
     }
     process.stderr.write(
       `replayed ${result.snapshots} snapshots (${Object.entries(result.results)

@@ -73,6 +73,8 @@ export function classifyLayer(
   const absSum = layer.absSum;
   const sqSum = layer.sqSum;
   const newer = new Float64Array(B);
+  // n_min in raw samples: the silence a dead verdict rests on.
+  const silenceCap = Math.ceil(nMin / esf);
 
   for (const seg of layer.segments.list) {
     // newer[a]: samples of the buckets after the one a buckets older than the head.
@@ -96,8 +98,16 @@ export function classifyLayer(
       const nEff = silence * esf;
       let next = st;
       if (st === DEAD) {
-        const df = deathFires[j]! + headFires[j]!;
-        const ds = Math.min(deathSamples[j]! + headSamples, U32_MAX);
+        let df = deathFires[j]! + headFires[j]!;
+        let ds = Math.min(deathSamples[j]! + headSamples, U32_MAX);
+        if (headFires[j] === 0 && (df === 0 || nEff >= nMin)) {
+          // Silence before the first fire after the verdict, or a fresh n_min of silence after a
+          // stray fire, counts as no more than the verdict's own evidence. Counting all of it would
+          // make a unit dead for 100,000 samples that then fires at 2 × dead_rate wait another
+          // 100,000 samples to revive; capped, the wait no longer grows with the time spent dead.
+          df = 0;
+          ds = Math.min(ds, silenceCap);
+        }
         if (ctx.closing) {
           deathFires[j] = df;
           deathSamples[j] = ds;

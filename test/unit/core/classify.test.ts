@@ -183,6 +183,24 @@ describe("hysteresis", () => {
     assert.equal(d.units("run", "fc1")![0]!.state, "DEAD");
   });
 
+  test("the wait to revive does not grow with the time spent dead", () => {
+    // Dead for 50,000 samples (or 30,000 after a stray fire), then firing at 2 × dead_rate: one
+    // fire every 5 steps, 2 per 1000 samples. The silence before the renewed firing counts as
+    // n_min samples at most, so 3 fires at >= dead_rate take about n_min more samples (70 steps).
+    for (const stray of [false, true]) {
+      const d = new Detector(SMALL);
+      drive(d, 0, 71, () => [0]);
+      const fire = (s: number) => (s >= 571 && (s - 571) % 5 === 0) || (stray && s === 200);
+      const ts = drive(d, 71, 800, (s) => [fire(s) ? 1 : 0]);
+      assert.deepEqual(
+        ts.map((t) => [t.from, t.to]),
+        [["DEAD", "MOSTLY_SILENT"]],
+        `stray fire: ${stray}`,
+      );
+      assert.ok(ts[0]!.step > 571 && ts[0]!.step <= 571 + 80, `revived at step ${ts[0]!.step}`);
+    }
+  });
+
   test("a revived unit that falls silent again dies again", () => {
     const d = new Detector(SMALL);
     drive(d, 0, 71, () => [0]);
