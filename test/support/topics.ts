@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Kafka, KafkaMessage } from "kafkajs";
-import type { LayerSummary, UnitState } from "../../src/core/index.js";
+import type { LayerSummary, UnitState, UnitTransition } from "../../src/core/index.js";
 import { waitFor } from "./consumer-process.js";
 import { type Sample, sumOf } from "./metrics.js";
 
@@ -112,4 +112,9 @@ export function layersMatch(samples: Sample[], reference: LayerSummary[]): boole
   } catch {
     return false;
   }
+}
+
+/** What makes a transition event distinct: the same key twice means it was emitted twice. */
+export function transitionKey(t: UnitTransition): string {
+  return JSON.stringify([t.run_id, t.layer, t.unit, t.from, t.to, t.step]);
 }
