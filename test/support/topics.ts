@@ -40,13 +40,22 @@ export async function committedOffsets(
 }
 
 /** Waits until the group has committed every partition of the topic up to its end. */
-export async function waitForCommittedToEnd(kafka: Kafka, group: string, topic: string): Promise<void> {
+export async function waitForCommittedToEnd(
+  kafka: Kafka,
+  group: string,
+  topic: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   const end = await endOffsets(kafka, topic);
-  await waitFor(`group ${group} to commit ${topic} to its end`, async () => {
-    const committed = await committedOffsets(kafka, group, topic);
-    for (const [p, high] of end) if (high > 0n && committed.get(p) !== high) return undefined;
-    return true;
-  });
+  await waitFor(
+    `group ${group} to commit ${topic} to its end`,
+    async () => {
+      const committed = await committedOffsets(kafka, group, topic);
+      for (const [p, high] of end) if (high > 0n && committed.get(p) !== high) return undefined;
+      return true;
+    },
+    timeoutMs,
+  );
 }
 
 /** Every message on the topic now: from the beginning up to the high watermarks read at the start. */
