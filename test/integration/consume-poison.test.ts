@@ -20,7 +20,7 @@ import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } fro
 import { waitFor } from "../support/consumer-process.js";
 import { referenceDetector, scenarioSnapshots } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
-import { assertLayersMatch, readTopic } from "../support/topics.js";
+import { assertLayersMatch, readTopic, waitForCommittedToEnd } from "../support/topics.js";
 
 const FLOOD_LAYERS = 100_000;
 const MAX_LAYERS_PER_RUN = 100;
@@ -88,7 +88,8 @@ function poisonMessages(template: ActivationSnapshot): Poison[] {
         stats: { kind: "counts", fires: tooManyFires, abs_sum: null, sq_sum: null },
       }),
     },
-    { name: "5 MB message", reason: "too_large", key, value: large },
+    // Back to back, so one fetch holds more than the broker accepts in one produce request.
+    ...[1, 2, 3].map((n) => ({ name: `5 MB message #${n}`, reason: "too_large", key, value: large })),
   ];
 }
 
@@ -157,7 +158,8 @@ describe("reluwatch consume: poison input", () => {
     /** partition/offset → what was sent there, for the byte-for-byte check. */
     const sentPoison = new Map<string, Poison>();
     const flood = new Map<string, Buffer>();
-    const chunks = Math.max(poison.length, FLOOD_LAYERS / FLOOD_BATCH);
+    const chunks = FLOOD_LAYERS / FLOOD_BATCH;
+    const chunkOf = (p: Poison, i: number) => (p.reason === "too_large" ? chunks - 1 : i % chunks);
     const chunkSize = Math.ceil(good.length / chunks);
     for (let c = 0; c < chunks; c++) {
       await producer.send({
@@ -167,8 +169,8 @@ describe("reluwatch consume: poison input", () => {
           .slice(c * chunkSize, (c + 1) * chunkSize)
           .map((s) => ({ key: layerKey(s.run_id, s.layer), value: encodeSnapshot(s) })),
       });
-      const p = poison[c];
-      if (p) {
+      for (const [i, p] of poison.entries()) {
+        if (chunkOf(p, i) !== c) continue;
         const [meta] = await producer.send({ topic, acks: -1, messages: [{ key: p.key, value: p.value }] });
         sentPoison.set(`${meta!.partition}/${meta!.baseOffset}`, p);
       }
@@ -224,6 +226,8 @@ describe("reluwatch consume: poison input", () => {
     const floodLayers = service.detector.summaries().filter((s) => s.run_id === FLOOD_RUN);
     assert.equal(floodLayers.length, MAX_LAYERS_PER_RUN);
 
+    // Dead letters are written before the offsets are committed: committed to the end means all are out.
+    await waitForCommittedToEnd(kafka, settings.group, topic, 120_000);
     const dead = await readTopic(kafka, dlq, 120_000);
     assert.equal(dead.length, poison.length + overLimit, "one dead letter per bad message, no more");
     const header = (m: (typeof dead)[number], name: string) => m.headers?.[name]?.toString();
