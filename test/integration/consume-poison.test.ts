@@ -116,12 +116,14 @@ describe("reluwatch consume: poison input", () => {
   let broker: TestBroker;
   let service: ConsumerService | undefined;
   let producer: Producer | undefined;
+  const services: ConsumerService[] = [];
   before(async () => {
     broker = await getBroker();
   });
   after(async () => {
     await producer?.disconnect();
     await service?.stop();
+    for (const s of services) await s.stop();
   });
 
   test("every bad message is counted by reason and dead-lettered unchanged; the healthy run's numbers stay exact", async () => {
@@ -256,5 +258,67 @@ describe("reluwatch consume: poison input", () => {
     assert.equal(floodSeen, overLimit);
     // The layers left over are exactly the ones the service accepted.
     assert.deepEqual([...flood.keys()].sort(), floodLayers.map((s) => layerKey(s.run_id, s.layer)).sort());
+  });
+
+  test("a bad message larger than the dead-letter topic accepts is dead-lettered without its value, and the partition goes on", async () => {
+    const topic = uniqueTopic("poison-big");
+    const dlq = `${topic}.dlq`;
+    await createTopic(broker, topic, 1);
+    const kafka = kafkaClient(broker);
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin
+      .createTopics({
+        topics: [
+          { topic: dlq, numPartitions: 1, configEntries: [{ name: "max.message.bytes", value: "1048576" }] },
+        ],
+        waitForLeaders: true,
+      })
+      .finally(() => admin.disconnect());
+    const settings = loadSettings({
+      flags: {
+        brokers: broker.brokers.join(","),
+        topic,
+        group: `${topic}.group`,
+        eventsTopic: `${topic}.events`,
+        deadLetterTopic: dlq,
+        metricsPort: "0",
+        metricsHost: "127.0.0.1",
+      },
+      env: {},
+      groups: ["kafka", "service", "detector", "limits"],
+    });
+    const s = await startConsumerService(settings, createLogger("test", "error"));
+    services.push(s);
+
+    const good = scenarioSnapshots("healthy", { seed: 5, layers: 1, ranks: 1, steps: 200 });
+    const large = poisonMessages(good[0]!).find((p) => p.reason === "too_large")!;
+    const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await p.connect();
+    const encode = (x: ActivationSnapshot) => ({ key: large.key, value: encodeSnapshot(x) });
+    let at: string;
+    try {
+      await p.send({ topic, acks: -1, messages: good.slice(0, 2).map(encode) });
+      const [meta] = await p.send({ topic, acks: -1, messages: [{ key: large.key, value: large.value }] });
+      at = meta!.baseOffset!;
+      await p.send({ topic, acks: -1, messages: good.slice(2).map(encode) });
+    } finally {
+      await p.disconnect();
+    }
+
+    await waitForCommittedToEnd(kafka, settings.group, topic);
+    const base = `http://127.0.0.1:${s.address.port}`;
+    const { samples } = await scrape(base);
+    assert.equal(sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }), good.length);
+    assert.equal(sumOf(samples, "reluwatch_invalid_snapshots_total", { reason: "too_large" }), 1);
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    const dead = await readTopic(kafka, dlq);
+    assert.equal(dead.length, 1);
+    const [m] = dead;
+    assert.equal(m!.value, null, "the value is dropped");
+    assert.equal(m!.key?.toString(), large.key);
+    assert.equal(m!.headers?.[DEAD_LETTER_HEADERS.valueDropped]?.toString(), String(large.value.length));
+    assert.equal(m!.headers?.[DEAD_LETTER_HEADERS.code]?.toString(), "too_large");
+    assert.equal(m!.headers?.[DEAD_LETTER_HEADERS.offset]?.toString(), at);
   });
 });
