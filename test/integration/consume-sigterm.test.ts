@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { decodeTransition } from "../../src/codec/index.js";
+import type { UnitTransition } from "../../src/core/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import { type ConsumerProcess, startConsumerProcess, waitFor } from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
@@ -59,6 +60,7 @@ describe("reluwatch consume: SIGTERM and restart", () => {
       `${topic}.dlq`,
     ];
 
+    const startedAt = Date.now();
     const all = scenarioSnapshots("lr-spike", { seed: 31 });
     // The units killed at step 500 are called dead at step 650: the restarted process must report them.
     const split = 600;
@@ -119,6 +121,16 @@ describe("reluwatch consume: SIGTERM and restart", () => {
     assert.equal(new Set(keys).size, keys.length, "no transition event was emitted twice");
     assert.equal(emitted.length, reference.transitions.length);
     assert.deepEqual(new Set(keys), new Set(reference.transitions.map(transitionKey)));
+
+    // The log carries each event too, once over both processes, stamped with when it was logged.
+    const logged = [...a.logs, ...b.logs].filter((l) => l.event === "unit_transition");
+    const loggedKeys = new Set(logged.map((l) => transitionKey(l as unknown as UnitTransition)));
+    assert.equal(logged.length, reference.transitions.length);
+    assert.equal(loggedKeys.size, logged.length, "no transition was logged twice");
+    for (const l of logged) {
+      assert.ok((l.time as number) >= startedAt, "log time is wall time");
+      assert.ok((l.snapshot_time as number) < startedAt, "the snapshot's time has its own field");
+    }
 
     b.child.kill("SIGTERM");
     assert.equal(await exitWithin(b, 30_000), 0);
