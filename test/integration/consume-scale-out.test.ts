@@ -80,30 +80,46 @@ describe("reluwatch consume: two instances in one group", () => {
     ];
 
     const all = scenarioSnapshots("lr-spike", { seed: 43, layers: 8, ranks: 2 });
-    // Units killed at step 500 are called dead around step 650, after the kill.
+    // b joins at step 300, when a already holds every layer; units killed at step 500 are
+    // called dead around step 650, after b is killed at step 600.
+    const join = 300;
     const split = 600;
+    const early = all.filter((s) => s.step < join);
     const first = all.filter((s) => s.step < split);
     const rest = all.filter((s) => s.step >= split);
     const run = all[0]!.run_id;
 
     const a = await startConsumerProcess(args);
     children.push(a);
+    await produceSnapshots(kafka, topic, early);
+    await waitFor("a alone to apply the first steps", async () =>
+      okCount((await scrape(a.baseUrl)).samples) === early.length ? true : undefined,
+    );
+    await waitForCommittedToEnd(kafka, group, topic);
+
+    // b's arrival revokes half of a's partitions: a must drop those layers and b rebuild them.
     const b = await startConsumerProcess(args);
     children.push(b);
     await waitFor("a stable group of two", () =>
       groupMembers(kafka, group).then((n) => (n === 2 ? true : undefined)),
     );
+    await produceSnapshots(
+      kafka,
+      topic,
+      first.filter((s) => s.step >= join),
+    );
+    await waitForCommittedToEnd(kafka, group, topic);
     for (const p of [a, b]) {
       await waitFor("both instances ready", async () =>
         (await fetch(`${p.baseUrl}/readyz`)).status === 200 ? true : undefined,
       );
     }
-
-    await produceSnapshots(kafka, topic, first);
-    const [sa, sb] = await waitFor("both instances to apply the first half", async () => {
-      const s = await Promise.all([scrape(a.baseUrl), scrape(b.baseUrl)]);
-      return okCount(s[0].samples) + okCount(s[1].samples) === first.length ? s : undefined;
-    });
+    assert.ok(
+      b.logs.some((l) => l.event === "restore_started"),
+      "b rebuilt the layers it took from a",
+    );
+    assert.ok(a.logs.some((l) => l.event === "partitions_revoked"));
+    const [sa, sb] = await Promise.all([scrape(a.baseUrl), scrape(b.baseUrl)]);
     const firstRef = referenceDetector(first);
     const layersA = await apiLayers(a, run);
     const layersB = await apiLayers(b, run);
