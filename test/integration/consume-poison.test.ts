@@ -152,6 +152,20 @@ describe("reluwatch consume: poison input", () => {
     // 100,000 rejections would log 100,000 warnings; the counters are what this test reads.
     service = await startConsumerService(settings, createLogger("test", "error"));
     const base = `http://127.0.0.1:${service.address.port}`;
+    await waitFor("the service to be ready", async () =>
+      (await fetch(`${base}/readyz`)).status === 200 ? true : undefined,
+    );
+    // From now on every readiness probe while the bad input flows must pass.
+    const notReady: string[] = [];
+    let probing = true;
+    const prober = (async () => {
+      while (probing) {
+        const r = await fetch(`${base}/readyz`);
+        if (r.status !== 200) notReady.push(await r.text());
+        else await r.body?.cancel();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
 
     const good = scenarioSnapshots("lr-spike", { seed: 23 });
     const poison = poisonMessages(good[0]!);
@@ -220,8 +234,9 @@ describe("reluwatch consume: poison input", () => {
       "no other reasons",
     );
 
-    const res = await fetch(`${base}/readyz`);
-    assert.equal(res.status, 200, await res.text());
+    probing = false;
+    await prober;
+    assert.deepEqual(notReady, [], "ready all along");
 
     const reference = referenceDetector(good);
     assertLayersMatch(samples, reference.detector.summaries());
