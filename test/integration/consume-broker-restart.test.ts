@@ -59,9 +59,10 @@ describe("reluwatch consume: broker restart mid-stream", () => {
     const all = scenarioSnapshots("lr-spike", { seed: 59 });
     const half = Math.floor(all.length / 2);
     await produceSnapshots(kafkaClient(broker), topic, all.slice(0, half));
-    await waitFor("the first half applied", async () => {
+    // Pull the broker while the consumer is at work, so batches in hand may fail to commit.
+    await waitFor("the consumer to start applying", async () => {
       const { samples } = await scrape(base);
-      return sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }) === half ? true : undefined;
+      return sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }) > 0 ? true : undefined;
     });
 
     const logsBefore = consumer.logs.length;
