@@ -17,7 +17,7 @@ export function registerConsumeCommand(program: Command): void {
     const settings = loadSettingsOrExit(opts, ["kafka", "service", "detector", "limits"]);
     const log = createLogger("consume", settings.log_level);
     const service = await startConsumerService(settings, log);
-    const shutdown = (signal: string) => {
+    const shutdown = (signal: string, exitCode = 0) => {
       log.info({ event: "signal", signal }, "shutting down");
       const deadline = setTimeout(() => {
         log.error(
@@ -28,13 +28,18 @@ export function registerConsumeCommand(program: Command): void {
       }, SHUTDOWN_DEADLINE_MS);
       deadline.unref();
       service.stop().then(
-        () => process.exit(0),
+        () => process.exit(exitCode),
         (err: unknown) => {
           log.error({ event: "shutdown_failed", error: String(err) }, "shutdown failed");
           process.exit(1);
         },
       );
     };
+    // A consumer that stopped for good leaves nothing to serve: exit non-zero so it is restarted.
+    service.failed.then((err) => {
+      log.fatal({ event: "consumer_failed", error: String(err) }, "consuming stopped; exiting");
+      shutdown("consumer_failed", 1);
+    });
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   });

@@ -20,6 +20,8 @@ export interface ConsumerService {
   detector: Detector;
   exporter: Exporter;
   notReadyReason(): string | undefined;
+  /** Resolves when consuming stopped for good (an error kafkajs does not retry); exit non-zero then. */
+  failed: Promise<Error>;
   /** Graceful: stop fetching, finish and commit the batch in hand, flush producers, close HTTP. */
   stop(): Promise<void>;
 }
@@ -79,6 +81,7 @@ export async function startConsumerService(
     detector,
     exporter,
     notReadyReason: () => source.notReadyReason(),
+    failed: source.failed,
     stop() {
       stopping ??= (async () => {
         clearInterval(punctuator);

@@ -38,8 +38,10 @@ export class Telemetry {
   }
 
   transition(t: UnitTransition): void {
+    // pino's own `time` (when it was logged) must not be overwritten by the snapshot's.
+    const { time, ...rest } = t;
     this.log.info(
-      { event: "unit_transition", ...t },
+      { event: "unit_transition", ...rest, snapshot_time: time },
       `${t.run_id}/${t.layer} unit ${t.unit}: ${t.from} -> ${t.to}`,
     );
   }

@@ -16,7 +16,20 @@ export const DEAD_LETTER_HEADERS = {
   topic: "reluwatch-source-topic",
   partition: "reluwatch-source-partition",
   offset: "reluwatch-source-offset",
+  /** Set instead of the value when the dead-letter topic refused the message for its size: the original byte length. */
+  valueDropped: "reluwatch-value-dropped-bytes",
 } as const;
+
+/**
+ * Bytes of messages sent in one produce request. A broker checks its
+ * message.max.bytes against a whole record batch, and kafkajs puts every
+ * message for one partition of a request into one batch: several large bad
+ * messages from one fetch, or the events of a large layer changing state at
+ * once, would be refused together (a non-retriable error that stopped the
+ * consumer) although each message alone fits. Half of Kafka's default 1 MiB
+ * limit leaves room for record overhead on topics left at defaults.
+ */
+const REQUEST_BYTES = 512 * 1024;
 
 export interface DeadLetterRecord {
   reason: string;
@@ -55,20 +68,67 @@ export class KafkaSinks {
     transitions: readonly UnitTransition[],
     deadLetters: readonly DeadLetterRecord[],
   ): Promise<void> {
-    const topicMessages = [];
-    if (transitions.length > 0) {
-      topicMessages.push({
-        topic: this.eventsTopic,
-        messages: transitions.map(
-          (t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) }),
-        ),
-      });
+    const events = transitions.map(
+      (t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) }),
+    );
+    // A layer of many units can change state all at once: tens of thousands of events.
+    for (const group of groupBySize(events, REQUEST_BYTES)) {
+      await this.producer.send({ topic: this.eventsTopic, acks: -1, messages: group });
     }
-    if (deadLetters.length > 0) {
-      topicMessages.push({ topic: this.deadLetterTopic, messages: deadLetters.map(toDeadLetterMessage) });
+    for (const group of groupBySize(deadLetters.map(toDeadLetterMessage), REQUEST_BYTES)) {
+      try {
+        await this.producer.send({ topic: this.deadLetterTopic, acks: -1, messages: group });
+      } catch (err) {
+        if (group.length > 1 || !isTooLarge(err)) throw err;
+        // One message larger than the dead-letter topic accepts: keep its headers (the source
+        // topic, partition and offset still locate it) rather than stall the partition forever.
+        const [message] = group as [Message];
+        const size = Buffer.byteLength(message.value ?? "");
+        await this.producer.send({
+          topic: this.deadLetterTopic,
+          acks: -1,
+          messages: [
+            {
+              ...message,
+              value: null,
+              headers: { ...message.headers, [DEAD_LETTER_HEADERS.valueDropped]: String(size) },
+            },
+          ],
+        });
+      }
     }
-    if (topicMessages.length > 0) await this.producer.sendBatch({ topicMessages, acks: -1 });
   }
+}
+
+/** Consecutive groups of messages of at most `budget` bytes each; a larger message travels alone. */
+function groupBySize(messages: Message[], budget: number): Message[][] {
+  const groups: Message[][] = [];
+  let current: Message[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    let size = Buffer.byteLength(m.value ?? "") + Buffer.byteLength(m.key ?? "") + 64;
+    for (const [k, v] of Object.entries(m.headers ?? {})) {
+      for (const part of [v ?? ""].flat()) size += k.length + Buffer.byteLength(part);
+    }
+    if (current.length > 0 && bytes + size > budget) {
+      groups.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(m);
+    bytes += size;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** kafkajs wraps the broker's error in retry errors; the type is on the innermost cause. */
+function isTooLarge(err: unknown): boolean {
+  for (let e = err as { type?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.type === "MESSAGE_TOO_LARGE" || e.type === "RECORD_LIST_TOO_LARGE") return true;
+    if (e.cause === e) break;
+  }
+  return false;
 }
 
 function toDeadLetterMessage(d: DeadLetterRecord): Message {

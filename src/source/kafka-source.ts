@@ -45,6 +45,15 @@ export class KafkaSnapshotSource {
   private joined = false;
   private restoring = false;
   private stopping = false;
+  private fatal: Error | undefined;
+  private fail: (err: Error) => void = () => {};
+  /** Resolves when consuming stopped for good: an error kafkajs does not restart after. */
+  readonly failed: Promise<Error> = new Promise((resolve) => {
+    this.fail = (err) => {
+      this.fatal ??= err;
+      resolve(err);
+    };
+  });
 
   constructor(
     kafka: Kafka,
@@ -74,6 +83,9 @@ export class KafkaSnapshotSource {
         error: String(e.payload.error),
         restart: e.payload.restart,
       });
+      // kafkajs gives up on errors it deems non-retriable and never fetches again; the process
+      // would linger alive (healthz 200) consuming nothing. Report it so the service can exit.
+      if (!e.payload.restart && !this.stopping) this.fail(e.payload.error);
     });
     this.consumer.on(this.consumer.events.REBALANCING, () => {
       this.joined = false;
@@ -82,6 +94,7 @@ export class KafkaSnapshotSource {
 
   /** Why the source is not ready, or undefined when it is live on every partition it owns. */
   notReadyReason(): string | undefined {
+    if (this.fatal) return `consumer stopped: ${this.fatal.message}`;
     if (this.stopping) return "shutting down";
     if (!this.joined) return "not (yet) a member of the consumer group";
     if (this.restoring) return "rebuilding windows of newly assigned partitions";
