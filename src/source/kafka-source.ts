@@ -35,6 +35,9 @@ interface PartitionPlan {
   position: bigint;
 }
 
+/** Wait before planning a restore again after the admin requests failed. */
+const PLAN_RETRY_MS = 5_000;
+
 export class KafkaSnapshotSource {
   private readonly consumer: Consumer;
   private readonly admin: Admin;
@@ -135,20 +138,42 @@ export class KafkaSnapshotSource {
     }
     const added = partitions.filter((p) => !this.plans.has(p));
     if (added.length === 0) return;
-    const planning = this.planRestore(added);
-    for (const p of added) {
-      this.plans.set(
-        p,
-        planning.then((plans) => plans.get(p)!),
-      );
-    }
     this.restoring = true;
+    this.plan(added);
+  }
+
+  /**
+   * Plans the restore of newly assigned partitions. A failed plan (the admin
+   * requests ran out of retries, e.g. during a long broker outage) is tried
+   * again while the partitions are still ours; batches of those partitions wait
+   * for it, or fail and are refetched by kafkajs.
+   */
+  private plan(partitions: number[]): void {
+    const planning = this.planRestore(partitions);
+    const mine = new Map<number, Promise<PartitionPlan>>();
+    for (const p of partitions) {
+      const plan = planning.then((plans) => plans.get(p)!);
+      // Handled here so a failure is never an unhandled rejection; onBatch still sees it.
+      plan.catch(() => {});
+      mine.set(p, plan);
+      this.plans.set(p, plan);
+    }
     planning.then(
       (plans) => {
-        for (const [p, plan] of plans) if (this.plans.has(p)) this.settled.set(p, plan);
+        for (const [p, plan] of plans) if (this.plans.get(p) === mine.get(p)) this.settled.set(p, plan);
         this.updateRestoring();
       },
-      (err: unknown) => this.telemetry.log.error({ event: "restore_plan_failed", error: String(err) }),
+      (err: unknown) => {
+        this.telemetry.log.error(
+          { event: "restore_plan_failed", error: String(err) },
+          "restore plan failed; retrying",
+        );
+        const retry = setTimeout(() => {
+          const still = partitions.filter((p) => this.plans.get(p) === mine.get(p));
+          if (!this.stopping && still.length > 0) this.plan(still);
+        }, PLAN_RETRY_MS);
+        retry.unref();
+      },
     );
   }
 
