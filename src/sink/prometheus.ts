@@ -39,6 +39,72 @@ const stateLabel = (s: UnitState): string => s.toLowerCase();
 /** States a unit can die from: the `from` labels of the zero-initialised death series. */
 const DEATH_SOURCES: readonly UnitState[] = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT"];
 
+interface LayerValue {
+  name: string;
+  help: string;
+  /** undefined: no series for this layer (e.g. dormancy when abs_sum is never sent). */
+  value: (s: LayerSummary) => number | undefined;
+}
+
+/** One series per layer, read straight from its summary. */
+const LAYER_GAUGES: readonly LayerValue[] = [
+  {
+    name: "reluwatch_layer_dead_ratio",
+    help: "Share of a layer's units that are dead (0..1).",
+    value: (s) => s.dead_ratio,
+  },
+  {
+    name: "reluwatch_layer_born_dead_units",
+    help: "Units whose first verdict was dead and that were never seen firing: an initialisation problem.",
+    value: (s) => s.born_dead_units,
+  },
+  {
+    name: "reluwatch_layer_constant_units",
+    help: "Living units whose activation barely varies over the window (no information about the input).",
+    value: (s) => s.constant_units,
+  },
+  { name: "reluwatch_layer_step", help: "Newest training step seen for the layer.", value: (s) => s.step },
+  {
+    name: "reluwatch_layer_window_samples",
+    help: "Samples (inputs) in the layer's rolling window, summed over ranks.",
+    value: (s) => s.window_samples,
+  },
+  {
+    name: "reluwatch_layer_stale_ranks",
+    help: "Ranks that stopped reporting while the others advance; verdicts lack their inputs.",
+    value: (s) => s.stale_ranks,
+  },
+  {
+    name: "reluwatch_layer_dormancy_mean",
+    help: "Mean ReDo dormancy score of the layer's units (unit mean |activation| / layer mean); only when abs_sum is sent.",
+    value: (s) => s.dormancy_mean ?? undefined,
+  },
+  {
+    name: "reluwatch_layer_last_snapshot_timestamp_seconds",
+    help: "Wall time the newest snapshot of the layer was applied (Unix seconds).",
+    value: (s) => s.last_snapshot_ms / 1000,
+  },
+];
+
+/** Cumulative per-layer counts, exposed from the layer's first scrape (at 0 until something happens). */
+const LAYER_COUNTERS: readonly LayerValue[] = [
+  {
+    name: "reluwatch_layer_nonfinite_values_total",
+    help: "NaN or infinite activation values seen in raw snapshots of the layer.",
+    value: (s) => s.nonfinite_values_total,
+  },
+  {
+    name: "reluwatch_layer_checkpoint_resumes_total",
+    help: "Times a rank resumed the layer from a checkpoint (an earlier step with a later time); the window was cut back.",
+    value: (s) => s.resumes_total,
+  },
+  {
+    name: "reluwatch_layer_resets_total",
+    help: "Times the layer's state was reset because its layer_units changed mid-run.",
+    value: (s) => s.resets_total,
+  },
+];
+
 export class Exporter {
   readonly registry = new Registry();
   private readonly snapshots: Counter<"result">;
@@ -81,72 +147,8 @@ export class Exporter {
         }
       },
     });
-    this.layerGauge(
-      "reluwatch_layer_dead_ratio",
-      "Share of a layer's units that are dead (0..1).",
-      scrape,
-      (s) => s.dead_ratio,
-    );
-    this.layerGauge(
-      "reluwatch_layer_born_dead_units",
-      "Units whose first verdict was dead and that were never seen firing: an initialisation problem.",
-      scrape,
-      (s) => s.born_dead_units,
-    );
-    this.layerGauge(
-      "reluwatch_layer_constant_units",
-      "Living units whose activation barely varies over the window (no information about the input).",
-      scrape,
-      (s) => s.constant_units,
-    );
-    this.layerGauge(
-      "reluwatch_layer_step",
-      "Newest training step seen for the layer.",
-      scrape,
-      (s) => s.step,
-    );
-    this.layerGauge(
-      "reluwatch_layer_window_samples",
-      "Samples (inputs) in the layer's rolling window, summed over ranks.",
-      scrape,
-      (s) => s.window_samples,
-    );
-    this.layerGauge(
-      "reluwatch_layer_stale_ranks",
-      "Ranks that stopped reporting while the others advance; verdicts lack their inputs.",
-      scrape,
-      (s) => s.stale_ranks,
-    );
-    this.layerGauge(
-      "reluwatch_layer_dormancy_mean",
-      "Mean ReDo dormancy score of the layer's units (unit mean |activation| / layer mean); only when abs_sum is sent.",
-      scrape,
-      (s) => s.dormancy_mean ?? undefined,
-    );
-    this.layerGauge(
-      "reluwatch_layer_last_snapshot_timestamp_seconds",
-      "Wall time the newest snapshot of the layer was applied (Unix seconds).",
-      scrape,
-      (s) => s.last_snapshot_ms / 1000,
-    );
-    this.layerCounter(
-      "reluwatch_layer_nonfinite_values_total",
-      "NaN or infinite activation values seen in raw snapshots of the layer.",
-      scrape,
-      (s) => s.nonfinite_values_total,
-    );
-    this.layerCounter(
-      "reluwatch_layer_checkpoint_resumes_total",
-      "Times a rank resumed the layer from a checkpoint (an earlier step with a later time); the window was cut back.",
-      scrape,
-      (s) => s.resumes_total,
-    );
-    this.layerCounter(
-      "reluwatch_layer_resets_total",
-      "Times the layer's state was reset because its layer_units changed mid-run.",
-      scrape,
-      (s) => s.resets_total,
-    );
+    for (const m of LAYER_GAUGES) this.layerGauge(m.name, m.help, scrape, m.value);
+    for (const m of LAYER_COUNTERS) this.layerCounter(m.name, m.help, scrape, m.value);
     new Counter({
       name: "reluwatch_unit_transitions_total",
       help: "Units that changed state, by from and to state (to=dead is a death; from=dead a revival).",
@@ -282,7 +284,7 @@ export class Exporter {
     name: string,
     help: string,
     scrape: () => LayerSummary[],
-    value: (s: LayerSummary) => number,
+    value: LayerValue["value"],
   ): void {
     new Counter({
       name,
@@ -291,7 +293,7 @@ export class Exporter {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const s of scrape()) this.inc({ run: s.run_id, layer: s.layer }, value(s));
+        for (const s of scrape()) this.inc({ run: s.run_id, layer: s.layer }, value(s) ?? 0);
       },
     });
   }
