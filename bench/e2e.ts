@@ -15,6 +15,10 @@
  *               RSS, heap and event-loop delay per window.
  *   publisher   SnapshotPublisher's cost per snapshot, gzip and uncompressed.
  *
+ * Knobs: BENCH_RUNS (rounds, default 3), BENCH_STEPS (topic size in snapshot steps of 384
+ * snapshots, default 40), BENCH_SOAK_S, BENCH_SOAK_COMPRESSION (gzip|none), and BENCH_ONLY=soak
+ * with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
+ *
  * Every consumer runs in its own process (bench/lib/consumer-worker.ts), so its
  * CPU time and memory are its own. Rates are taken from the first to the last
  * message handled, so consumer-group join time is not counted.
@@ -190,242 +194,254 @@ function benchScenario(steps: number): Scenario {
 const sample: ActivationSnapshot = generateFleet(benchScenario(1)).next().value as ActivationSnapshot;
 const BYTES_PER_SNAPSHOT = encodeSnapshot(sample).length;
 
-const fillTopic = `bench.e2e.${stamp}`;
-await createTopic(fillTopic);
-log(`filling ${fillTopic}: ${STEPS} steps × ${RANKS} ranks × ${LAYERS} layers of ${UNITS} units`);
-const fillStart = Date.now();
-const filled = await runSimulate({
-  scenario: benchScenario(STEPS),
-  brokers,
-  topic: fillTopic,
-  compression: "gzip",
-});
-const N = filled.snapshots;
-const fillSeconds = (Date.now() - fillStart) / 1000;
-log(
-  `filled ${N} snapshots (${((N * BYTES_PER_SNAPSHOT) / 1e6).toFixed(0)} MB of Avro) in ${fillSeconds.toFixed(1)} s`,
-);
-
-// ---- throughput: alternating modes, RUNS rounds ----
-
-const MODES: WorkerMode[] = [
-  "kafkajs-fetch",
-  "service",
-  "kafkajs-apply",
-  "platformatic-fetch",
-  "platformatic-apply",
-];
-const rounds: RunResult[][] = [];
-for (let r = 0; r < RUNS; r++) {
-  const round: RunResult[] = [];
-  for (const mode of MODES) {
-    const res = await consumeAll(mode, fillTopic, N);
-    log(`round ${r + 1} ${mode}: ${res.snapshots_per_s.toFixed(0)} snapshots/s (load ${res.load1})`);
-    round.push(res);
-  }
-  rounds.push(round);
-}
-
-const byMode = (mode: WorkerMode, f: (x: RunResult) => number): Figure =>
-  figure(rounds.map((round) => f(round.find((x) => x.mode === mode)!)));
-type RateKey = "snapshots_per_s" | "steady_snapshots_per_s";
-const ratio = (a: WorkerMode, b: WorkerMode, key: RateKey = "snapshots_per_s"): Figure =>
-  figure(
-    rounds.map((round) => round.find((x) => x.mode === a)![key] / round.find((x) => x.mode === b)![key]),
-  );
-const scale = (f: Figure, k: number): Figure => ({
-  ...f,
-  median: f.median * k,
-  min: f.min * k,
-  max: f.max * k,
-});
-
-const throughput = Object.fromEntries(
-  MODES.map((mode) => {
-    const sps = byMode(mode, (x) => x.snapshots_per_s);
-    return [
-      mode,
-      {
-        snapshots_per_s: sps,
-        unit_updates_per_s: scale(sps, UNITS),
-        mb_per_s: scale(sps, BYTES_PER_SNAPSHOT / 1e6),
-        snapshots_per_cpu_s: byMode(mode, (x) => x.snapshots_per_cpu_s),
-        steady_snapshots_per_s: byMode(mode, (x) => x.steady_snapshots_per_s),
-        steady_unit_updates_per_s: scale(
-          byMode(mode, (x) => x.steady_snapshots_per_s),
-          UNITS,
-        ),
-        steady_snapshots_per_cpu_s: byMode(mode, (x) => x.steady_snapshots_per_cpu_s),
-        rss_mb: byMode(mode, (x) => x.rss_mb),
-      },
-    ];
-  }),
-);
-const ratios = {
-  service_over_kafkajs_fetch: ratio("service", "kafkajs-fetch"),
-  // The fetch-only ceiling has no warm-up (it decodes nothing), so its whole-topic rate is its steady rate.
-  steady_service_over_kafkajs_fetch: figure(
-    rounds.map(
-      (round) =>
-        round.find((x) => x.mode === "service")!.steady_snapshots_per_s /
-        round.find((x) => x.mode === "kafkajs-fetch")!.snapshots_per_s,
-    ),
-  ),
-  kafkajs_apply_over_kafkajs_fetch: ratio("kafkajs-apply", "kafkajs-fetch"),
-  platformatic_fetch_over_kafkajs_fetch: ratio("platformatic-fetch", "kafkajs-fetch"),
-  platformatic_apply_over_kafkajs_apply: ratio("platformatic-apply", "kafkajs-apply"),
-};
-// The steady rate: a soak runs long past the first verdicts.
-const serviceMax = throughput.service!.steady_snapshots_per_s.median;
-
-// ---- scale-out: two service instances in one group ----
-
-/** Count at time t by linear interpolation of a worker's progress samples. */
-function countAt(progress: Worker["progress"], t: number): number {
-  let prev = { at_ms: 0, count: 0 };
-  for (const p of progress) {
-    if (p.at_ms >= t) {
-      if (p.at_ms === prev.at_ms) return p.count;
-      return prev.count + ((p.count - prev.count) * (t - prev.at_ms)) / (p.at_ms - prev.at_ms);
-    }
-    prev = p;
-  }
-  return prev.count;
-}
-const firstActive = (p: Worker["progress"]) => p.find((x) => x.count > 0)?.at_ms ?? Number.POSITIVE_INFINITY;
-function lastGrowth(p: Worker["progress"]): number {
-  const final = p.at(-1)?.count ?? 0;
-  return p.find((x) => x.count === final)?.at_ms ?? 0;
-}
-
-const scaleRuns: Array<{
-  combined_per_s: number;
-  steady_per_s: number;
-  ratio_to_one: number;
-  load1: number;
-}> = [];
-for (let r = 0; r < RUNS; r++) {
-  const group = `bench-scale-${stamp}-${r}`;
-  // Lookback 0: a partition moving to the other instance at the rebalance is not re-read.
-  const cfg = {
-    mode: "service" as const,
-    brokers,
-    topic: fillTopic,
-    group,
-    expected: 0,
-    restoreLookbackMs: 0,
-  };
-  const ws = [startWorker(cfg), startWorker(cfg)];
-  try {
-    await withTimeout(
-      (async () => {
-        for (;;) {
-          await sleep(200);
-          const total = ws.reduce((a, w) => a + (w.progress.at(-1)?.count ?? 0), 0);
-          if (total >= N) return;
-        }
-      })(),
-      600_000,
-      "scale-out run",
-    );
-    await sleep(500);
-  } finally {
-    await Promise.all(ws.map((w) => w.stop()));
-  }
-  const start = Math.min(...ws.map((w) => firstActive(w.progress)));
-  const end = Math.max(...ws.map((w) => lastGrowth(w.progress)));
-  const total = ws.reduce((a, w) => a + (w.progress.at(-1)?.count ?? 0), 0);
-  // Steady part: both instances consuming, from the later one's first message to the earlier one's last.
-  const s0 = Math.max(...ws.map((w) => firstActive(w.progress)));
-  const s1 = Math.min(...ws.map((w) => lastGrowth(w.progress)));
-  const spans = ws.map(
-    (w) =>
-      `${firstActive(w.progress) - start}..${lastGrowth(w.progress) - start} ms: ${w.progress.at(-1)?.count}`,
-  );
-  log(`scale-out ${r + 1} instances: ${spans.join("; ")}`);
-  const steady =
-    s1 > s0
-      ? ws.reduce((a, w) => a + countAt(w.progress, s1) - countAt(w.progress, s0), 0) / ((s1 - s0) / 1000)
-      : Number.NaN;
-  const one = rounds[r]!.find((x) => x.mode === "service")!.snapshots_per_s;
-  const res = {
-    combined_per_s: total / ((end - start) / 1000),
-    steady_per_s: steady,
-    ratio_to_one: steady / one,
-    load1: load1(),
-  };
-  log(
-    `scale-out ${r + 1}: ${res.combined_per_s.toFixed(0)}/s overall, ${steady.toFixed(0)}/s steady (×${res.ratio_to_one.toFixed(2)})`,
-  );
-  scaleRuns.push(res);
-}
-const scaleOut = {
-  instances: 2,
-  partitions: PARTITIONS,
-  combined_snapshots_per_s: figure(scaleRuns.map((x) => x.combined_per_s)),
-  steady_snapshots_per_s: figure(scaleRuns.map((x) => x.steady_per_s)),
-  ratio_to_one_instance: figure(scaleRuns.map((x) => x.ratio_to_one)),
-  load1: scaleRuns.map((x) => x.load1),
-};
-await admin.deleteTopics({ topics: [fillTopic] }).catch(() => undefined);
-
-// ---- publisher cost ----
-
 function oneRound(): ActivationSnapshot[] {
   return [...generateFleet(benchScenario(1))];
 }
 const template = oneRound();
 
-async function publisherRun(compression: "gzip" | "none", n: number) {
-  const topic = `bench.publisher.${stamp}.${compression}`;
-  const publisher = new SnapshotPublisher({
+/** Fill, throughput rounds, scale-out and publisher cost: everything but the soak. */
+async function measureThroughput() {
+  const fillTopic = `bench.e2e.${stamp}`;
+  await createTopic(fillTopic);
+  log(`filling ${fillTopic}: ${STEPS} steps × ${RANKS} ranks × ${LAYERS} layers of ${UNITS} units`);
+  const fillStart = Date.now();
+  const filled = await runSimulate({
+    scenario: benchScenario(STEPS),
     brokers,
-    topic,
-    overflow: "wait",
-    wait_timeout_ms: 60_000,
-    compression,
+    topic: fillTopic,
+    compression: "gzip",
   });
-  await publisher.connect();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let inPublish = 0;
-  for (let i = 0; i < n; i++) {
-    const t = template[i % template.length]!;
-    const s = { ...t, step: Math.floor(i / template.length) * 50, time: Date.now() };
-    const c = process.cpuUsage();
-    await publisher.publish(s);
-    const d = process.cpuUsage(c);
-    inPublish += d.user + d.system;
+  const N = filled.snapshots;
+  const fillSeconds = (Date.now() - fillStart) / 1000;
+  log(
+    `filled ${N} snapshots (${((N * BYTES_PER_SNAPSHOT) / 1e6).toFixed(0)} MB of Avro) in ${fillSeconds.toFixed(1)} s`,
+  );
+
+  // ---- throughput: alternating modes, RUNS rounds ----
+
+  const MODES: WorkerMode[] = [
+    "kafkajs-fetch",
+    "service",
+    "kafkajs-apply",
+    "platformatic-fetch",
+    "platformatic-apply",
+  ];
+  const rounds: RunResult[][] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const round: RunResult[] = [];
+    for (const mode of MODES) {
+      const res = await consumeAll(mode, fillTopic, N);
+      log(`round ${r + 1} ${mode}: ${res.snapshots_per_s.toFixed(0)} snapshots/s (load ${res.load1})`);
+      round.push(res);
+    }
+    rounds.push(round);
   }
-  const stats = await publisher.close({ timeout_ms: 120_000 });
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  if (stats.sent !== n) throw new Error(`publisher sent ${stats.sent} of ${n}`);
-  return {
-    snapshots_per_s: n / seconds,
-    cpu_us_per_snapshot: (cpu.user + cpu.system) / n,
-    publish_call_cpu_us: inPublish / n,
+
+  const byMode = (mode: WorkerMode, f: (x: RunResult) => number): Figure =>
+    figure(rounds.map((round) => f(round.find((x) => x.mode === mode)!)));
+  type RateKey = "snapshots_per_s" | "steady_snapshots_per_s";
+  const ratio = (a: WorkerMode, b: WorkerMode, key: RateKey = "snapshots_per_s"): Figure =>
+    figure(
+      rounds.map((round) => round.find((x) => x.mode === a)![key] / round.find((x) => x.mode === b)![key]),
+    );
+  const scale = (f: Figure, k: number): Figure => ({
+    ...f,
+    median: f.median * k,
+    min: f.min * k,
+    max: f.max * k,
+  });
+
+  const throughput = Object.fromEntries(
+    MODES.map((mode) => {
+      const sps = byMode(mode, (x) => x.snapshots_per_s);
+      return [
+        mode,
+        {
+          snapshots_per_s: sps,
+          unit_updates_per_s: scale(sps, UNITS),
+          mb_per_s: scale(sps, BYTES_PER_SNAPSHOT / 1e6),
+          snapshots_per_cpu_s: byMode(mode, (x) => x.snapshots_per_cpu_s),
+          steady_snapshots_per_s: byMode(mode, (x) => x.steady_snapshots_per_s),
+          steady_unit_updates_per_s: scale(
+            byMode(mode, (x) => x.steady_snapshots_per_s),
+            UNITS,
+          ),
+          steady_snapshots_per_cpu_s: byMode(mode, (x) => x.steady_snapshots_per_cpu_s),
+          rss_mb: byMode(mode, (x) => x.rss_mb),
+        },
+      ];
+    }),
+  );
+  const ratios = {
+    service_over_kafkajs_fetch: ratio("service", "kafkajs-fetch"),
+    // The fetch-only ceiling has no warm-up (it decodes nothing), so its whole-topic rate is its steady rate.
+    steady_service_over_kafkajs_fetch: figure(
+      rounds.map(
+        (round) =>
+          round.find((x) => x.mode === "service")!.steady_snapshots_per_s /
+          round.find((x) => x.mode === "kafkajs-fetch")!.snapshots_per_s,
+      ),
+    ),
+    kafkajs_apply_over_kafkajs_fetch: ratio("kafkajs-apply", "kafkajs-fetch"),
+    platformatic_fetch_over_kafkajs_fetch: ratio("platformatic-fetch", "kafkajs-fetch"),
+    platformatic_apply_over_kafkajs_apply: ratio("platformatic-apply", "kafkajs-apply"),
   };
+  // The steady rate: a soak runs long past the first verdicts.
+  const serviceMax = throughput.service!.steady_snapshots_per_s.median;
+
+  // ---- scale-out: two service instances in one group ----
+
+  /** Count at time t by linear interpolation of a worker's progress samples. */
+  function countAt(progress: Worker["progress"], t: number): number {
+    let prev = { at_ms: 0, count: 0 };
+    for (const p of progress) {
+      if (p.at_ms >= t) {
+        if (p.at_ms === prev.at_ms) return p.count;
+        return prev.count + ((p.count - prev.count) * (t - prev.at_ms)) / (p.at_ms - prev.at_ms);
+      }
+      prev = p;
+    }
+    return prev.count;
+  }
+  const firstActive = (p: Worker["progress"]) =>
+    p.find((x) => x.count > 0)?.at_ms ?? Number.POSITIVE_INFINITY;
+  function lastGrowth(p: Worker["progress"]): number {
+    const final = p.at(-1)?.count ?? 0;
+    return p.find((x) => x.count === final)?.at_ms ?? 0;
+  }
+
+  const scaleRuns: Array<{
+    combined_per_s: number;
+    steady_per_s: number;
+    ratio_to_one: number;
+    load1: number;
+  }> = [];
+  for (let r = 0; r < RUNS; r++) {
+    const group = `bench-scale-${stamp}-${r}`;
+    // Lookback 0: a partition moving to the other instance at the rebalance is not re-read.
+    const cfg = {
+      mode: "service" as const,
+      brokers,
+      topic: fillTopic,
+      group,
+      expected: 0,
+      restoreLookbackMs: 0,
+    };
+    const ws = [startWorker(cfg), startWorker(cfg)];
+    try {
+      await withTimeout(
+        (async () => {
+          for (;;) {
+            await sleep(200);
+            const total = ws.reduce((a, w) => a + (w.progress.at(-1)?.count ?? 0), 0);
+            if (total >= N) return;
+          }
+        })(),
+        600_000,
+        "scale-out run",
+      );
+      await sleep(500);
+    } finally {
+      await Promise.all(ws.map((w) => w.stop()));
+    }
+    const start = Math.min(...ws.map((w) => firstActive(w.progress)));
+    const end = Math.max(...ws.map((w) => lastGrowth(w.progress)));
+    const total = ws.reduce((a, w) => a + (w.progress.at(-1)?.count ?? 0), 0);
+    // Steady part: both instances consuming, from the later one's first message to the earlier one's last.
+    const s0 = Math.max(...ws.map((w) => firstActive(w.progress)));
+    const s1 = Math.min(...ws.map((w) => lastGrowth(w.progress)));
+    const spans = ws.map(
+      (w) =>
+        `${firstActive(w.progress) - start}..${lastGrowth(w.progress) - start} ms: ${w.progress.at(-1)?.count}`,
+    );
+    log(`scale-out ${r + 1} instances: ${spans.join("; ")}`);
+    const steady =
+      s1 > s0
+        ? ws.reduce((a, w) => a + countAt(w.progress, s1) - countAt(w.progress, s0), 0) / ((s1 - s0) / 1000)
+        : Number.NaN;
+    const one = rounds[r]!.find((x) => x.mode === "service")!.snapshots_per_s;
+    const res = {
+      combined_per_s: total / ((end - start) / 1000),
+      steady_per_s: steady,
+      ratio_to_one: steady / one,
+      load1: load1(),
+    };
+    log(
+      `scale-out ${r + 1}: ${res.combined_per_s.toFixed(0)}/s overall, ${steady.toFixed(0)}/s steady (×${res.ratio_to_one.toFixed(2)})`,
+    );
+    scaleRuns.push(res);
+  }
+  const scaleOut = {
+    instances: 2,
+    partitions: PARTITIONS,
+    combined_snapshots_per_s: figure(scaleRuns.map((x) => x.combined_per_s)),
+    steady_snapshots_per_s: figure(scaleRuns.map((x) => x.steady_per_s)),
+    ratio_to_one_instance: figure(scaleRuns.map((x) => x.ratio_to_one)),
+    load1: scaleRuns.map((x) => x.load1),
+  };
+  await admin.deleteTopics({ topics: [fillTopic] }).catch(() => undefined);
+
+  // ---- publisher cost ----
+
+  async function publisherRun(compression: "gzip" | "none", n: number) {
+    const topic = `bench.publisher.${stamp}.${compression}`;
+    const publisher = new SnapshotPublisher({
+      brokers,
+      topic,
+      overflow: "wait",
+      wait_timeout_ms: 60_000,
+      compression,
+    });
+    await publisher.connect();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let inPublish = 0;
+    for (let i = 0; i < n; i++) {
+      const t = template[i % template.length]!;
+      const s = { ...t, step: Math.floor(i / template.length) * 50, time: Date.now() };
+      const c = process.cpuUsage();
+      await publisher.publish(s);
+      const d = process.cpuUsage(c);
+      inPublish += d.user + d.system;
+    }
+    const stats = await publisher.close({ timeout_ms: 120_000 });
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    if (stats.sent !== n) throw new Error(`publisher sent ${stats.sent} of ${n}`);
+    return {
+      snapshots_per_s: n / seconds,
+      cpu_us_per_snapshot: (cpu.user + cpu.system) / n,
+      publish_call_cpu_us: inPublish / n,
+    };
+  }
+
+  const PUBLISH_N = 4 * template.length;
+  const publisherOut: Record<string, unknown> = {
+    snapshot_bytes: BYTES_PER_SNAPSHOT,
+    snapshots_per_run: PUBLISH_N,
+  };
+  for (const compression of ["gzip", "none"] as const) {
+    await createTopic(`bench.publisher.${stamp}.${compression}`);
+    const runs = [];
+    for (let r = 0; r < RUNS; r++) runs.push(await publisherRun(compression, PUBLISH_N));
+    publisherOut[compression] = {
+      snapshots_per_s: figure(runs.map((x) => x.snapshots_per_s)),
+      cpu_us_per_snapshot: figure(runs.map((x) => x.cpu_us_per_snapshot)),
+      publish_call_cpu_us: figure(runs.map((x) => x.publish_call_cpu_us)),
+      load1: load1(),
+    };
+    log(`publisher ${compression}: ${JSON.stringify(publisherOut[compression])}`);
+    await admin.deleteTopics({ topics: [`bench.publisher.${stamp}.${compression}`] }).catch(() => undefined);
+  }
+
+  return { N, fillSeconds, throughput, ratios, rounds, scaleOut, publisherOut, serviceMax };
 }
 
-const PUBLISH_N = 4 * template.length;
-const publisherOut: Record<string, unknown> = {
-  snapshot_bytes: BYTES_PER_SNAPSHOT,
-  snapshots_per_run: PUBLISH_N,
-};
-for (const compression of ["gzip", "none"] as const) {
-  await createTopic(`bench.publisher.${stamp}.${compression}`);
-  const runs = [];
-  for (let r = 0; r < RUNS; r++) runs.push(await publisherRun(compression, PUBLISH_N));
-  publisherOut[compression] = {
-    snapshots_per_s: figure(runs.map((x) => x.snapshots_per_s)),
-    cpu_us_per_snapshot: figure(runs.map((x) => x.cpu_us_per_snapshot)),
-    publish_call_cpu_us: figure(runs.map((x) => x.publish_call_cpu_us)),
-    load1: load1(),
-  };
-  log(`publisher ${compression}: ${JSON.stringify(publisherOut[compression])}`);
-  await admin.deleteTopics({ topics: [`bench.publisher.${stamp}.${compression}`] }).catch(() => undefined);
-}
+// BENCH_ONLY=soak with BENCH_SOAK_RATE: only the soak, at a given rate (to repeat it without the rest).
+const soakOnly = process.env.BENCH_ONLY === "soak";
+const measured = soakOnly ? undefined : await measureThroughput();
+const serviceMax = measured?.serviceMax ?? 2 * Number(process.env.BENCH_SOAK_RATE ?? Number.NaN);
+if (!Number.isFinite(serviceMax)) throw new Error("BENCH_ONLY=soak needs BENCH_SOAK_RATE");
 
 // ---- latency and soak at half the service's maximum rate ----
 
@@ -492,7 +508,14 @@ const scraper = (async () => {
   }
 })();
 
-const publisher = new SnapshotPublisher({ brokers, topic: soakTopic, queue_capacity: 100_000 });
+// gzip by default, as trainers send; BENCH_SOAK_COMPRESSION=none spares the shared CPUs the load generator's gzip.
+const soakCompression = process.env.BENCH_SOAK_COMPRESSION === "none" ? "none" : "gzip";
+const publisher = new SnapshotPublisher({
+  brokers,
+  topic: soakTopic,
+  queue_capacity: 100_000,
+  compression: soakCompression,
+});
 await publisher.connect();
 const soakStart = Date.now();
 let published = 0;
@@ -571,16 +594,21 @@ const result = {
     partitions: PARTITIONS,
     compression: "gzip",
   },
-  fill: { snapshots: N, seconds: fillSeconds, bytes_per_snapshot: BYTES_PER_SNAPSHOT },
+  fill: measured && {
+    snapshots: measured.N,
+    seconds: measured.fillSeconds,
+    bytes_per_snapshot: BYTES_PER_SNAPSHOT,
+  },
   runs: RUNS,
-  throughput,
-  ratios,
-  rounds,
-  scale_out: scaleOut,
-  publisher: publisherOut,
+  throughput: measured?.throughput,
+  ratios: measured?.ratios,
+  rounds: measured?.rounds,
+  scale_out: measured?.scaleOut,
+  publisher: measured?.publisherOut,
   soak: {
     seconds: SOAK_S,
     rate_snapshots_per_s: rate,
+    publisher_compression: soakCompression,
     published,
     publisher: pubStats,
     scrape_interval_ms: SCRAPE_MS,

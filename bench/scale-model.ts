@@ -69,6 +69,8 @@ export interface FleetPlan {
   brokers: number;
   series: number;
   publisher_cpu_share_per_gpu: number;
+  /** Load on one unit of each resource that cannot be split further, as a share of it. */
+  pressure: { key_core: number; broker: number; prometheus: number };
   bottleneck: string;
 }
 
@@ -103,16 +105,22 @@ export function plan(w: Workload, m: MeasuredInputs): FleetPlan {
     (w.units / 4096) *
     1e-6;
 
-  // Where it binds first: each resource's load as a share of what one unit of it carries.
-  const perLayerCores = ((messages / w.layers / runs) * w.units) / m.service_unit_updates_per_cpu_s;
-  const pressures: Array<[string, number]> = [
-    ["consumer CPU (instances limited by (run, layer) keys)", cores / keys],
-    ["one layer's stream on one core", perLayerCores / ASSUMPTIONS.cpu_utilisation],
-    ["broker ingress (one broker)", wire / ASSUMPTIONS.broker_mb_per_s],
-    ["Prometheus series (one server)", series / ASSUMPTIONS.prometheus_series],
-  ];
-  pressures.sort((a, b) => b[1] - a[1]);
-  const [name, load] = pressures[0]!;
+  // Where it binds first. A (run, layer) key's stream is consumed by one instance on one core, and
+  // cannot be split; brokers and instances can be added, one Prometheus server holds only so much.
+  const keyCores = ((messages / keys) * w.units) / m.service_unit_updates_per_cpu_s;
+  const pressure = {
+    key_core: keyCores / ASSUMPTIONS.cpu_utilisation,
+    broker: wire / ASSUMPTIONS.broker_mb_per_s,
+    prometheus: series / ASSUMPTIONS.prometheus_series,
+  };
+  const names: Record<keyof typeof pressure, string> = {
+    key_core: "consumer core per (run, layer) key",
+    broker: "broker ingress",
+    prometheus: "Prometheus series",
+  };
+  const top = (Object.keys(pressure) as Array<keyof typeof pressure>).sort(
+    (a, b) => pressure[b] - pressure[a],
+  )[0]!;
   return {
     workload: w,
     runs,
@@ -131,7 +139,14 @@ export function plan(w: Workload, m: MeasuredInputs): FleetPlan {
     brokers,
     series,
     publisher_cpu_share_per_gpu: publisherShare,
-    bottleneck: `${name} (${(load * 100).toFixed(load < 0.01 ? 2 : 0)}% of one)`,
+    pressure,
+    // A key past one core is a hard limit (more instances or brokers do not help), so it comes first.
+    bottleneck:
+      pressure.key_core >= 1
+        ? `${names.key_core}: a layer's stream needs more than one core`
+        : top === "broker"
+          ? `${names.broker} (${brokers} broker${brokers > 1 ? "s" : ""})`
+          : names[top],
   };
 }
 
@@ -153,6 +168,8 @@ const MODEL = { layers: 96, units: 16_384, steps_per_s: 2, interval_steps: 100 }
 
 const n = (x: number, digits = 0) =>
   x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const pct = (x: number) => `${n(x * 100, x < 0.1 ? 1 : 0)}%`;
 
 export function renderScaling(bench: unknown, source: string): string {
   const m = inputsFrom(bench);
@@ -177,7 +194,10 @@ export function renderScaling(bench: unknown, source: string): string {
       row("memory in total, GB", (p) => n(p.memory_total_gb, 1)),
       row("brokers for ingress", (p) => n(p.brokers)),
       row("Prometheus series", (p) => n(p.series)),
-      row("publisher CPU per GPU (share of a core)", (p) => n(p.publisher_cpu_share_per_gpu * 100, 4) + "%"),
+      row("publisher CPU per GPU (share of a core)", (p) => pct(p.publisher_cpu_share_per_gpu)),
+      row("load on one consumer core per (run, layer) key, at 50%", (p) => pct(p.pressure.key_core)),
+      row("load on one broker", (p) => pct(p.pressure.broker)),
+      row("load on one Prometheus server", (p) => pct(p.pressure.prometheus)),
       row("binds first", (p) => p.bottleneck),
       "",
     ].join("\n");
