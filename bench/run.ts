@@ -245,7 +245,7 @@ add("soak", "event-loop delay p99, ms (per window)", fig(s.eld_p99_ms, 1));
 const soakRows = (soak: Json, area: string) => {
   add(
     area,
-    `publisher (${soak.publisher_compression}) delivered / offered at ${num(soak.rate_snapshots_per_s)} snapshots/s`,
+    `publisher (${soak.publisher_compression ?? "gzip"}) delivered / offered at ${num(soak.rate_snapshots_per_s)} snapshots/s`,
     `${num(soak.publisher.sent)} / ${num(soak.publisher.offered)}${soak.publisher.sent < soak.publisher.offered ? " (the load generator fell behind: latency includes its own queue)" : ""}`,
   );
 };

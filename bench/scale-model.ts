@@ -245,7 +245,7 @@ export function renderScaling(bench: unknown, source: string): string {
     "- Small fleets need a fraction of one consumer core: one instance, a handful of partitions.",
     "- Consumer CPU grows linearly with GPUs (every rank sends every layer), but in one big job all of",
     "  a layer's snapshots share one key, so one instance must keep up with a whole layer: the",
-    '  "one layer\'s stream on one core" row. When it passes 100%, send fewer snapshots per layer',
+    '  "load on one consumer core per (run, layer) key" row. Past 100%, send fewer snapshots per layer',
     "  (tensor-parallel shards, a longer interval, or all-reduce counts over groups of ranks before",
     "  publishing) rather than adding instances.",
     "- The wire volume reaches a broker's capacity before Prometheus feels anything: series depend on",
