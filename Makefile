@@ -93,9 +93,12 @@ demo: install kafka-up ## the end-to-end demo (see README for what it does today
 	@echo
 	npx tsx src/cli/main.ts --help
 
-bench: install ## benchmarks (not part of make test)
-	npx tsx bench/core.ts
-	npx tsx bench/probe.ts
+# A private broker on its own port, so other topics and tests never share it with the measurements.
+BENCH_KAFKA_PORT ?= 19900
+bench: install kafka-jars ## benchmarks on a private local broker -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 shortens the soak)
+	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) up
+	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down' EXIT; \
+	  BENCH_BROKERS=127.0.0.1:$(BENCH_KAFKA_PORT) npx tsx bench/run.ts
 
 eval: install ## detection-quality evaluation: simulate + replay scenarios, score against truth, write docs/evaluation.md
 	npx tsx scripts/eval.ts

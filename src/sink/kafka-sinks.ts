@@ -31,6 +31,14 @@ export const DEAD_LETTER_HEADERS = {
  */
 const REQUEST_BYTES = 512 * 1024;
 
+/**
+ * Most messages per produce call. kafkajs groups a call's messages by partition
+ * with an array copy per message, quadratic in the call's size: the first
+ * verdicts of a few 4096-unit layers (one event per unit) in one call cost
+ * seconds of CPU, in chunks of this size milliseconds.
+ */
+export const MAX_MESSAGES_PER_SEND = 1000;
+
 export interface DeadLetterRecord {
   reason: string;
   message: string;
@@ -101,6 +109,7 @@ export class KafkaSinks {
 }
 
 /** Consecutive groups of messages of at most `budget` bytes each; a larger message travels alone. */
+/** Splits messages into produce calls of at most `budget` bytes and MAX_MESSAGES_PER_SEND messages. */
 function groupBySize(messages: Message[], budget: number): Message[][] {
   const groups: Message[][] = [];
   let current: Message[] = [];
@@ -110,7 +119,7 @@ function groupBySize(messages: Message[], budget: number): Message[][] {
     for (const [k, v] of Object.entries(m.headers ?? {})) {
       for (const part of [v ?? ""].flat()) size += k.length + Buffer.byteLength(part);
     }
-    if (current.length > 0 && bytes + size > budget) {
+    if (current.length > 0 && (bytes + size > budget || current.length >= MAX_MESSAGES_PER_SEND)) {
       groups.push(current);
       current = [];
       bytes = 0;
