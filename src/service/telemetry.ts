@@ -37,13 +37,42 @@ export class Telemetry {
     this.log.warn({ event: `layer_${notice.kind}`, ...notice }, notice.detail);
   }
 
-  transition(t: UnitTransition): void {
-    // pino's own `time` (when it was logged) must not be overwritten by the snapshot's.
-    const { time, ...rest } = t;
-    this.log.info(
-      { event: "unit_transition", ...rest, snapshot_time: time },
-      `${t.run_id}/${t.layer} unit ${t.unit}: ${t.from} -> ${t.to}`,
-    );
+  /**
+   * Logs a batch's transitions. A unit's first verdict (from UNKNOWN) is routine
+   * and comes for every unit of a new layer at once, so those are summarised in
+   * one line per layer; every later change (deaths, revivals, sparsity moves)
+   * gets a line of its own. The events topic still carries every transition.
+   */
+  transitions(list: readonly UnitTransition[]): void {
+    const firstVerdicts = new Map<
+      string,
+      { run_id: string; layer: string; step: number; to: Record<string, number> }
+    >();
+    for (const t of list) {
+      if (t.from === "UNKNOWN") {
+        const key = `${t.run_id}\u0000${t.layer}`;
+        let summary = firstVerdicts.get(key);
+        if (!summary) {
+          summary = { run_id: t.run_id, layer: t.layer, step: t.step, to: {} };
+          firstVerdicts.set(key, summary);
+        }
+        summary.to[t.to] = (summary.to[t.to] ?? 0) + 1;
+        summary.step = Math.max(summary.step, t.step);
+        continue;
+      }
+      // pino's own `time` (when it was logged) must not be overwritten by the snapshot's.
+      const { time, ...rest } = t;
+      this.log.info(
+        { event: "unit_transition", ...rest, snapshot_time: time },
+        `${t.run_id}/${t.layer} unit ${t.unit}: ${t.from} -> ${t.to}`,
+      );
+    }
+    for (const s of firstVerdicts.values()) {
+      this.log.info(
+        { event: "first_verdicts", ...s },
+        `${s.run_id}/${s.layer}: first verdicts at step ${s.step}`,
+      );
+    }
   }
 
   restoreStarted(partitions: Array<{ topic: string; partition: number; from: string; until: string }>): void {

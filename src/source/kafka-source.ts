@@ -35,6 +35,9 @@ interface PartitionPlan {
   position: bigint;
 }
 
+/** Partitions whose batches may be in progress at once. */
+const PARTITIONS_IN_FLIGHT = 4;
+
 /** Wait before planning a restore again after the admin requests failed. */
 const PLAN_RETRY_MS = 5_000;
 
@@ -111,7 +114,9 @@ export class KafkaSnapshotSource {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      // Partitions hold disjoint layers, so their batches may interleave; while one
+      // waits for its events to be acknowledged and its offsets committed, another runs.
+      partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT,
       eachBatch: (payload) => this.onBatch(payload),
     });
   }
@@ -253,7 +258,7 @@ export class KafkaSnapshotSource {
     }
     if (last === undefined) return;
 
-    for (const t of transitions) this.telemetry.transition(t);
+    this.telemetry.transitions(transitions);
     await this.writer.write(transitions, deadLetters);
     resolveOffset(last.toString());
     if (plan.position > plan.liveFrom) {

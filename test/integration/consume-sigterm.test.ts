@@ -122,10 +122,17 @@ describe("reluwatch consume: SIGTERM and restart", () => {
     assert.equal(emitted.length, reference.transitions.length);
     assert.deepEqual(new Set(keys), new Set(reference.transitions.map(transitionKey)));
 
-    // The log carries each event too, once over both processes, stamped with when it was logged.
-    const logged = [...a.logs, ...b.logs].filter((l) => l.event === "unit_transition");
+    // The log carries each later change too, once over both processes, stamped with when it was
+    // logged; first verdicts (from UNKNOWN) are summarised per layer.
+    const logs = [...a.logs, ...b.logs];
+    const logged = logs.filter((l) => l.event === "unit_transition");
     const loggedKeys = new Set(logged.map((l) => transitionKey(l as unknown as UnitTransition)));
-    assert.equal(logged.length, reference.transitions.length);
+    const firstVerdicts = reference.transitions.filter((t) => t.from === "UNKNOWN").length;
+    assert.equal(logged.length, reference.transitions.length - firstVerdicts);
+    const summarised = logs
+      .filter((l) => l.event === "first_verdicts")
+      .reduce((n, l) => n + Object.values(l.to as Record<string, number>).reduce((x, y) => x + y, 0), 0);
+    assert.equal(summarised, firstVerdicts);
     assert.equal(loggedKeys.size, logged.length, "no transition was logged twice");
     for (const l of logged) {
       assert.ok((l.time as number) >= startedAt, "log time is wall time");
