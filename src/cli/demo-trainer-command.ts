@@ -40,6 +40,8 @@ interface Flags {
   lrSpikeStep: number | "none" | null;
   lrSpikeFactor: number;
   lrSpikeSteps: number;
+  lrAnnealStep: number | "none" | null;
+  lrAnnealSteps?: number;
   negativeBiasInit: number | false;
   ranks: number;
   everySteps: number;
@@ -94,6 +96,13 @@ export function registerDemoTrainerCommand(program: Command): void {
     )
     .option("--lr-spike-factor <x>", "learning-rate multiplier during the spike", num, D.lr_spike_factor)
     .option("--lr-spike-steps <n>", "how many steps the spike lasts", int, D.lr_spike_steps)
+    .option(
+      "--lr-anneal-step <step|none>",
+      "from this step the learning rate falls linearly to 1% (default none)",
+      spikeStep,
+      "none",
+    )
+    .option("--lr-anneal-steps <n>", "length of the fall (default: until the last step)", int)
     .addOption(
       new Option(
         "--negative-bias-init [share]",
@@ -134,6 +143,8 @@ async function demoTrainer(flags: Flags): Promise<void> {
     lr_spike_step: flags.lrSpikeStep === "none" ? null : flags.lrSpikeStep,
     lr_spike_factor: flags.lrSpikeFactor,
     lr_spike_steps: flags.lrSpikeSteps,
+    lr_anneal_step: flags.lrAnnealStep === "none" || flags.lrAnnealStep === null ? null : flags.lrAnnealStep,
+    lr_anneal_steps: flags.lrAnnealSteps ?? null,
     negative_bias_init: flags.negativeBiasInit === false ? 0 : flags.negativeBiasInit,
     ranks: flags.ranks,
     every_steps: flags.everySteps,
