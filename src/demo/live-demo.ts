@@ -124,14 +124,14 @@ class EventPrinter {
     });
   }
 
-  flush(): void {
+  flush(all = false): void {
     clearTimeout(this.timer);
-    for (const line of this.report.drain()) this.print(line);
+    for (const line of this.report.drain(all)) this.print(line);
   }
 
   async stop(): Promise<void> {
     await this.consumer.disconnect();
-    this.flush();
+    this.flush(true);
   }
 }
 
@@ -204,7 +204,7 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
       log: (m) => print(`  ${m}`),
       onStep: (rank, step) => {
         if (rank === 0 && step === o.lr_spike_step)
-          print(`step ${String(step).padStart(5)}  learning-rate spike ×${o.lr_spike_factor}`);
+          report.note(step, `learning-rate spike ×${o.lr_spike_factor}`);
       },
     });
     const result = await Promise.race([training, opts.untilStopped.then(() => undefined)]);
@@ -229,7 +229,7 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
           0,
         );
       await waitUntil("the transition events", () => report.received >= made(), 60_000);
-      printer.flush();
+      printer.flush(true);
     }
 
     if (!opts.ci && !stopped && result !== undefined) {

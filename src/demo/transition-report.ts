@@ -19,6 +19,8 @@ interface Group {
   layer: string;
   step: number;
   events: UnitTransition[];
+  /** A line about the run itself (the spike), printed in step order among the verdicts. */
+  note?: string;
 }
 
 export interface ReportOptions {
@@ -40,12 +42,25 @@ export class TransitionReport {
 
   /** Events added so far. */
   received = 0;
+  private newestStep = -1;
 
   add(t: UnitTransition): void {
     this.received++;
-    const last = this.pending.findLast((g) => g.layer === t.layer && g.step === t.step);
+    this.newestStep = Math.max(this.newestStep, t.step);
+    const last = this.pending.findLast(
+      (g) => g.note === undefined && g.layer === t.layer && g.step === t.step,
+    );
     if (last) last.events.push(t);
     else this.pending.push({ layer: t.layer, step: t.step, events: [t] });
+  }
+
+  /**
+   * A line about the training run at `step`. Verdicts about earlier steps
+   * arrive later than the trainer gets there (a bucket is judged when the next
+   * one starts), so notes wait to be drained in step order with them.
+   */
+  note(step: number, text: string): void {
+    this.pending.push({ layer: "", step, events: [], note: `step ${String(step).padStart(5)}  ${text}` });
   }
 
   /** Units of a layer whose latest drained event put them in `state`. */
@@ -55,10 +70,15 @@ export class TransitionReport {
     return n;
   }
 
-  drain(): string[] {
-    const groups = this.pending.sort((a, b) => a.step - b.step || a.layer.localeCompare(b.layer));
-    this.pending = [];
-    return groups.flatMap((g) => this.describe(g));
+  /**
+   * Lines of everything added since the last drain, in step order. A note
+   * waits until a verdict at or after its step has arrived, unless `all`.
+   */
+  drain(all = false): string[] {
+    const ready = this.pending.filter((g) => g.note === undefined || all || g.step <= this.newestStep);
+    this.pending = this.pending.filter((g) => !ready.includes(g));
+    ready.sort((a, b) => a.step - b.step || a.layer.localeCompare(b.layer));
+    return ready.flatMap((g) => (g.note !== undefined ? [g.note] : this.describe(g)));
   }
 
   private describe(g: Group): string[] {

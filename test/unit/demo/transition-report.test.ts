@@ -45,11 +45,20 @@ test("first verdicts are one line per layer and step; deaths say how many, from 
     "step  1300  dense_0: 1 unit died (active → dead); 5/8 dead, confidence 99.9%",
   ]);
   assert.deepEqual([report.deathLines, report.deaths, report.received], [2, 3, 12]);
+  report.note(1500, "learning-rate spike ×100");
   report.add(t("dense_0", 1, "DEAD", "MOSTLY_SILENT", 1400));
   assert.deepEqual(report.drain(), [
     "step  1400  dense_0: 1 unit revived (1 dead → mostly-silent); 4/8 dead",
   ]);
+  // The note waits for the verdicts about the steps before it, then comes in step order.
+  report.add(t("dense_0", 3, "ACTIVE", "DEAD", 1600));
+  assert.deepEqual(report.drain(), [
+    "step  1500  learning-rate spike ×100",
+    "step  1600  dense_0: 1 unit died (active → dead); 5/8 dead, confidence 99.9%",
+  ]);
+  report.note(1700, "end");
   assert.deepEqual(report.drain(), []);
+  assert.deepEqual(report.drain(true), ["step  1700  end"]);
 });
 
 test("confidence reads as a percentage without wasted digits", () => {
