@@ -2,6 +2,8 @@
  * `reluwatch demo-trainer --brokers --topic --ranks 2` publishes every rank's
  * snapshots to Kafka (the parent publishes what the ranks send it) and still
  * writes them as JSON lines with --out: the two must hold the same snapshots.
+ * `reluwatch demo --trainer-only`, the docker compose trainer, does the same
+ * from RELUWATCH_BROKERS.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -79,4 +81,28 @@ test("demo-trainer publishes every rank's snapshots to Kafka and the same ones t
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("demo --trainer-only (the compose trainer) publishes to RELUWATCH_BROKERS and --topic", async () => {
+  const topic = uniqueTopic("trainer-only");
+  const r = spawnSync(
+    process.execPath,
+    [
+      ...["--import", "tsx", "src/cli/main.ts", "demo", "--trainer-only", "--topic", topic],
+      ...["--layers", "1", "--units", "8", "--steps", "20", "--every-steps", "10", "--probe-batch", "32"],
+      ...["--dataset-size", "256", "--run-id", "compose-run"],
+    ],
+    {
+      cwd: packageRoot,
+      encoding: "utf8",
+      timeout: 120_000,
+      env: { ...process.env, RELUWATCH_BROKERS: broker.brokers.join(",") },
+    },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  // The demo's default 2 ranks × 3 probes × 1 layer.
+  assert.match(r.stdout, new RegExp(`6 snapshots sent to ${topic.replaceAll(".", "\\.")}, 0 dropped`));
+  const got = await readTopic(topic, 6);
+  assert.ok(got.every((k) => k.startsWith("compose-run|")));
+  assert.deepEqual(new Set(got.map((k) => k.split("|")[1])), new Set(["0", "1"]));
 });
