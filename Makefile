@@ -85,13 +85,11 @@ kafka-down: ## stop the local Kafka started by kafka-up
 kafka-down-all: ## stop every local broker under .kafka-local/ (tests may start extra ones)
 	@for d in .kafka-local/*/; do [ -d "$$d" ] && KAFKA_PORT=$$(basename "$$d") $(KAFKA) down || true; done
 
-demo: install kafka-up ## the end-to-end demo (see README for what it does today)
-	@echo
-	@echo "reluwatch demo: the local broker is up at 127.0.0.1:9092 (stop it with 'make kafka-down')."
-	@echo "Not built yet: the demo trainer, 'reluwatch consume' and the live transition printout."
-	@echo "Today the demo only proves the toolchain: broker running, CLI below."
-	@echo
-	npx tsx src/cli/main.ts --help
+# KAFKA_BROKERS set: use that broker; otherwise start (or reuse) the local one, which is left running.
+demo: install ## the live demo: train, consume, print ReLU deaths as they happen (ARGS=--ci: finish after the run)
+	@brokers="$${KAFKA_BROKERS:-}"; \
+	if [ -z "$$brokers" ]; then brokers=$$($(KAFKA) up | tail -n 1); fi; \
+	exec node --import tsx src/cli/main.ts demo --brokers "$$brokers" $(ARGS)
 
 # A private broker on its own port, so other topics and tests never share it with the measurements.
 BENCH_KAFKA_PORT ?= 19900

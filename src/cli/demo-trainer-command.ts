@@ -1,12 +1,13 @@
 import { writeFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { ActivationSnapshot } from "../core/snapshot.js";
 import { DATASET_KINDS, type DatasetKind } from "../demo/dataset.js";
 import { countUnits, deadUnitsToJson } from "../demo/ground-truth.js";
 import { runDemo } from "../demo/ranks.js";
+import { FanOutSink } from "../demo/sinks.js";
 import { DEFAULT_TRAINER_OPTIONS as D, type DemoTrainerOptions } from "../demo/trainer.js";
 import { JsonLinesSnapshotSink, snapshotToJson } from "../publisher/jsonl-sink.js";
 import type { SnapshotSink } from "../publisher/probe.js";
+import { SnapshotPublisher } from "../publisher/snapshot-publisher.js";
 import { loadTf } from "../publisher/tf-backend.js";
 
 function int(value: string): number {
@@ -40,6 +41,8 @@ interface Flags {
   lrSpikeStep: number | "none" | null;
   lrSpikeFactor: number;
   lrSpikeSteps: number;
+  lrAnnealStep: number | "none" | null;
+  lrAnnealSteps?: number;
   negativeBiasInit: number | false;
   ranks: number;
   everySteps: number;
@@ -51,16 +54,8 @@ interface Flags {
   runId: string;
   out?: string;
   truthOut?: string;
-}
-
-/** Counts snapshots and forwards them, if there is anywhere to forward them to. */
-class CountingSink implements SnapshotSink {
-  count = 0;
-  constructor(private readonly next?: SnapshotSink) {}
-  async publish(s: ActivationSnapshot): Promise<void> {
-    this.count++;
-    await this.next?.publish(s);
-  }
+  brokers?: string;
+  topic: string;
 }
 
 const stdoutSink: SnapshotSink = {
@@ -94,6 +89,13 @@ export function registerDemoTrainerCommand(program: Command): void {
     )
     .option("--lr-spike-factor <x>", "learning-rate multiplier during the spike", num, D.lr_spike_factor)
     .option("--lr-spike-steps <n>", "how many steps the spike lasts", int, D.lr_spike_steps)
+    .option(
+      "--lr-anneal-step <step|none>",
+      "from this step the learning rate falls linearly to 1% (default none)",
+      spikeStep,
+      "none",
+    )
+    .option("--lr-anneal-steps <n>", "length of the fall (default: until the last step)", int)
     .addOption(
       new Option(
         "--negative-bias-init [share]",
@@ -111,6 +113,8 @@ export function registerDemoTrainerCommand(program: Command): void {
     .option("--dataset-size <n>", "rows in the generated dataset", int, D.dataset_size)
     .option("--seed <n>", "seed for data, weights and sampling", int, D.seed)
     .option("--run-id <id>", "run_id of the snapshots", D.run_id)
+    .option("--brokers <list>", "publish the snapshots to Kafka at these bootstrap servers (host:port,...)")
+    .option("--topic <name>", "snapshot topic, with --brokers", "reluwatch.snapshots")
     .option("--out <file>", "write snapshots as JSON lines to this file ('-' for stdout)")
     .option("--truth-out <file>", "write the ground truth (truly dead units per layer) as JSON")
     .action(async (flags: Flags, command: Command) => {
@@ -134,6 +138,8 @@ async function demoTrainer(flags: Flags): Promise<void> {
     lr_spike_step: flags.lrSpikeStep === "none" ? null : flags.lrSpikeStep,
     lr_spike_factor: flags.lrSpikeFactor,
     lr_spike_steps: flags.lrSpikeSteps,
+    lr_anneal_step: flags.lrAnnealStep === "none" || flags.lrAnnealStep === null ? null : flags.lrAnnealStep,
+    lr_anneal_steps: flags.lrAnnealSteps ?? null,
     negative_bias_init: flags.negativeBiasInit === false ? 0 : flags.negativeBiasInit,
     ranks: flags.ranks,
     every_steps: flags.everySteps,
@@ -145,8 +151,15 @@ async function demoTrainer(flags: Flags): Promise<void> {
     run_id: flags.runId,
   };
   const file = flags.out && flags.out !== "-" ? new JsonLinesSnapshotSink(flags.out) : undefined;
-  const sink = new CountingSink(file ?? (flags.out === "-" ? stdoutSink : undefined));
+  const kafka = flags.brokers ? await connectPublisher(flags.brokers, flags.topic) : undefined;
+  const sinks: SnapshotSink[] = [];
+  if (file) sinks.push(file);
+  if (flags.out === "-") sinks.push(stdoutSink);
+  if (kafka) sinks.push(kafka);
+  const sink = new FanOutSink(sinks);
   try {
+    // With --ranks N the ranks send their snapshots here over IPC, each stamped with its own
+    // rank, and this process publishes them all through one producer.
     const result = await runDemo(options, { sink, log: (m) => process.stderr.write(`${m}\n`) });
     const truth = deadUnitsToJson(result.truth);
     if (flags.truthOut) {
@@ -171,5 +184,29 @@ async function demoTrainer(flags: Flags): Promise<void> {
     );
   } finally {
     await file?.close();
+    if (kafka) {
+      const stats = await kafka.close();
+      process.stderr.write(
+        `demo-trainer: published to ${flags.topic}: ${stats.sent} sent, ${stats.dropped} dropped, ${stats.failed} failed\n`,
+      );
+    }
   }
+}
+
+async function connectPublisher(brokers: string, topic: string): Promise<SnapshotPublisher> {
+  const list = brokers
+    .split(",")
+    .map((b) => b.trim())
+    .filter((b) => b !== "");
+  if (list.length === 0)
+    throw new InvalidArgumentError(`--brokers: expected host:port[,...], got "${brokers}"`);
+  // "wait": a demo run should show every probe, so a slow broker slows the trainer instead of losing snapshots.
+  const publisher = new SnapshotPublisher({
+    brokers: list,
+    topic,
+    overflow: "wait",
+    wait_timeout_ms: 30_000,
+  });
+  await publisher.connect();
+  return publisher;
 }

@@ -7,6 +7,7 @@ import { Command } from "commander";
 import { packageVersion } from "../paths.js";
 import { registerBackendCommand } from "./backend-command.js";
 import { registerConsumeCommand } from "./consume-command.js";
+import { registerDemoCommand } from "./demo-command.js";
 import { registerDemoTrainerCommand } from "./demo-trainer-command.js";
 import { registerRecordCommand } from "./record-command.js";
 import { registerReplayCommand } from "./replay-command.js";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerReplayCommand(program);
   registerBackendCommand(program);
   registerDemoTrainerCommand(program);
+  registerDemoCommand(program);
   registerSimulateCommand(program);
   registerRecordCommand(program);
   return program;

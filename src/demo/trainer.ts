@@ -30,6 +30,15 @@ export interface DemoTrainerOptions {
   lr_spike_step: number | null;
   lr_spike_factor: number;
   lr_spike_steps: number;
+  /**
+   * From this step the learning rate falls linearly to 1% of lr over
+   * lr_anneal_steps steps, then stays there (null: constant). A settled model
+   * stops killing and reviving units, so the end-of-run ground truth is what
+   * the last probes saw.
+   */
+  lr_anneal_step: number | null;
+  /** Length of the fall; null: until the last step. */
+  lr_anneal_steps: number | null;
   /** Share of each hidden layer's units born dead (0 = none). */
   negative_bias_init: number;
   born_dead_bias: number;
@@ -53,6 +62,8 @@ export const DEFAULT_TRAINER_OPTIONS: DemoTrainerOptions = {
   lr_spike_step: 500,
   lr_spike_factor: 100,
   lr_spike_steps: 1,
+  lr_anneal_step: null,
+  lr_anneal_steps: null,
   negative_bias_init: 0,
   born_dead_bias: -50,
   batch: 64,
@@ -105,6 +116,14 @@ export function resolveTrainerOptions(partial: Partial<DemoTrainerOptions> = {})
     `lr_spike_step must be an integer >= 1 or null, got ${String(o.lr_spike_step)}`,
   );
   check(
+    o.lr_anneal_step === null || (Number.isInteger(o.lr_anneal_step) && o.lr_anneal_step >= 1),
+    `lr_anneal_step must be an integer >= 1 or null, got ${String(o.lr_anneal_step)}`,
+  );
+  check(
+    o.lr_anneal_steps === null || (Number.isInteger(o.lr_anneal_steps) && o.lr_anneal_steps >= 1),
+    `lr_anneal_steps must be an integer >= 1 or null, got ${String(o.lr_anneal_steps)}`,
+  );
+  check(
     o.negative_bias_init >= 0 && o.negative_bias_init <= 1,
     `negative_bias_init must be a share in [0, 1], got ${o.negative_bias_init}`,
   );
@@ -113,11 +132,20 @@ export function resolveTrainerOptions(partial: Partial<DemoTrainerOptions> = {})
   return o;
 }
 
-/** The learning rate at a step: the spike multiplies it for lr_spike_steps steps. */
+/** Share of lr left at the last step of an annealed run. */
+const ANNEAL_FLOOR = 0.01;
+
+/** The learning rate at a step: the spike multiplies it for lr_spike_steps steps; annealing scales it down. */
 export function learningRateAt(o: DemoTrainerOptions, step: number): number {
   const spiking =
     o.lr_spike_step !== null && step >= o.lr_spike_step && step < o.lr_spike_step + o.lr_spike_steps;
-  return spiking ? o.lr * o.lr_spike_factor : o.lr;
+  let lr = spiking ? o.lr * o.lr_spike_factor : o.lr;
+  const length = o.lr_anneal_steps ?? o.steps - (o.lr_anneal_step ?? 0);
+  if (o.lr_anneal_step !== null && step > o.lr_anneal_step && length > 0) {
+    const done = Math.min(1, (step - o.lr_anneal_step) / length);
+    lr *= 1 - done + done * ANNEAL_FLOOR;
+  }
+  return lr;
 }
 
 export function hiddenLayerName(i: number): string {

@@ -108,4 +108,12 @@ test("options are validated with typed errors; the spike covers its steps", () =
     [9, 10, 11, 12].map((s) => learningRateAt(o, s)),
     [0.1, 0.1 * 30, 0.1 * 30, 0.1],
   );
+  const annealed = resolveTrainerOptions({ lr: 1, steps: 300, lr_anneal_step: 100, lr_anneal_steps: 100 });
+  assert.deepEqual(
+    [100, 150, 200, 300].map((s) => learningRateAt(annealed, s)),
+    [1, 0.505, 0.01, 0.01],
+  );
+  const toTheEnd = resolveTrainerOptions({ lr: 1, steps: 300, lr_anneal_step: 100 });
+  assert.equal(learningRateAt(toTheEnd, 200), 0.505);
+  assert.throws(() => resolveTrainerOptions({ lr_anneal_steps: 0 }), /lr_anneal_steps/);
 });
