@@ -48,6 +48,8 @@ export class KafkaSnapshotSource {
   /** Partitions owned now, with their restore plan once computed. */
   private readonly plans = new Map<number, Promise<PartitionPlan>>();
   private readonly settled = new Map<number, PartitionPlan>();
+  /** Batch handlers still running, awaited by stop(). */
+  private readonly inFlight = new Set<Promise<void>>();
   private joined = false;
   private restoring = false;
   private stopping = false;
@@ -117,15 +119,29 @@ export class KafkaSnapshotSource {
       // Partitions hold disjoint layers, so their batches may interleave; while one
       // waits for its events to be acknowledged and its offsets committed, another runs.
       partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatch: (payload) => this.track(this.onBatch(payload)),
     });
   }
 
-  /** Stops fetching, lets the batch in hand finish and commit, then leaves the group. */
+  /**
+   * Stops processing, lets the batches in hand finish writing and commit, then
+   * leaves the group. The batches are awaited here rather than left to kafkajs,
+   * whose stop may leave the group while a batch with several partitions in
+   * flight still waits for its events to be acknowledged: its commit would
+   * then be lost and a restart would emit those events again.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     await this.consumer.disconnect();
     await this.admin.disconnect();
+  }
+
+  private track(batch: Promise<void>): Promise<void> {
+    this.inFlight.add(batch);
+    const done = () => this.inFlight.delete(batch);
+    batch.then(done, done);
+    return batch;
   }
 
   private onAssignment(partitions: number[]): void {
@@ -223,6 +239,7 @@ export class KafkaSnapshotSource {
     isRunning,
     isStale,
   }: EachBatchPayload): Promise<void> {
+    if (this.stopping) return; // left for whoever owns the partition next, from the committed offset
     const planned = this.plans.get(batch.partition);
     if (!planned) return; // revoked while the batch was in flight
     const plan = await planned;
@@ -233,7 +250,7 @@ export class KafkaSnapshotSource {
     let last: bigint | undefined;
     let lastBeat = this.now();
     for (const message of batch.messages) {
-      if (!isRunning() || isStale()) break;
+      if (!isRunning() || isStale() || this.stopping) break;
       const offset = BigInt(message.offset);
       const result: ProcessResult = this.processor.process(
         { topic: batch.topic, partition: batch.partition, offset: message.offset, value: message.value },
