@@ -5,30 +5,9 @@ import type { Settings } from "../config/load.js";
 import { runLiveDemo, runTrainerOnly } from "../demo/live-demo.js";
 import { DEFAULT_TRAINER_OPTIONS as D, type DemoTrainerOptions } from "../demo/trainer.js";
 import { createLogger } from "../log.js";
+import { int, num, share, stepOrNone } from "./arg-parsers.js";
 
 const GROUPS = ["kafka", "service", "detector", "limits"] as const;
-
-function int(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
-  return n;
-}
-
-function num(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
-  return n;
-}
-
-function stepOrNone(value: string): number | "none" {
-  return value === "none" ? "none" : int(value);
-}
-
-function share(value: string): number {
-  const n = num(value);
-  if (n < 0 || n > 1) throw new InvalidArgumentError(`expected a share in [0, 1], got "${value}"`);
-  return n;
-}
 
 /** The demo's own flags; the Kafka, service and detector ones come from addOptionFlags. */
 interface DemoFlags {

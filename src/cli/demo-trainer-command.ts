@@ -9,29 +9,7 @@ import { JsonLinesSnapshotSink, snapshotToJson } from "../publisher/jsonl-sink.j
 import type { SnapshotSink } from "../publisher/probe.js";
 import { SnapshotPublisher } from "../publisher/snapshot-publisher.js";
 import { loadTf } from "../publisher/tf-backend.js";
-
-function int(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
-  return n;
-}
-
-function num(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
-  return n;
-}
-
-/** "none" stays a string here: commander turns a parser's null into "". */
-function spikeStep(value: string): number | "none" {
-  return value === "none" ? "none" : int(value);
-}
-
-function share(value: string): number {
-  const n = num(value);
-  if (n < 0 || n > 1) throw new InvalidArgumentError(`expected a share in [0, 1], got "${value}"`);
-  return n;
-}
+import { int, num, share, stepOrNone } from "./arg-parsers.js";
 
 interface Flags {
   layers: number;
@@ -84,7 +62,7 @@ export function registerDemoTrainerCommand(program: Command): void {
     .option(
       "--lr-spike-step <step|none>",
       "first step of the learning-rate spike",
-      spikeStep,
+      stepOrNone,
       D.lr_spike_step,
     )
     .option("--lr-spike-factor <x>", "learning-rate multiplier during the spike", num, D.lr_spike_factor)
@@ -92,7 +70,7 @@ export function registerDemoTrainerCommand(program: Command): void {
     .option(
       "--lr-anneal-step <step|none>",
       "from this step the learning rate falls linearly to 1% (default none)",
-      spikeStep,
+      stepOrNone,
       "none",
     )
     .option("--lr-anneal-steps <n>", "length of the fall (default: until the last step)", int)
