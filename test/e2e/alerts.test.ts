@@ -16,7 +16,12 @@ import { dashboardQueries, variableQueries } from "../../deploy/grafana/queries.
 import { THRESHOLDS } from "../../deploy/prometheus/rules.js";
 import { generateFleet, layerName, resolveScenario, runId } from "../../src/sim/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
-import { type ConsumerProcess, startConsumerProcess, waitFor } from "../support/consumer-process.js";
+import {
+  type ConsumerProcess,
+  consumerArgs,
+  startConsumerProcess,
+  waitFor,
+} from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
 import {
@@ -80,19 +85,7 @@ describe("alerts end to end: simulate → Kafka → reluwatch consume → Promet
     broker = await getBroker();
     const topic = uniqueTopic("alerts");
     for (const t of [topic, `${topic}.events`, `${topic}.dlq`]) await createTopic(broker, t, 1);
-    consumer = await startConsumerProcess([
-      "--brokers",
-      broker.brokers.join(","),
-      "--topic",
-      topic,
-      "--group",
-      `${topic}.group`,
-      "--events-topic",
-      `${topic}.events`,
-      "--dead-letter-topic",
-      `${topic}.dlq`,
-      "--unit-series",
-    ]);
+    consumer = await startConsumerProcess([...consumerArgs(broker.brokers, topic), "--unit-series"]);
     webhook = await startWebhookReceiver();
     alertmanager = await startAlertmanager({
       port: ALERTMANAGER_PORT,

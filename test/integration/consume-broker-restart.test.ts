@@ -13,7 +13,12 @@ import {
   type TestBroker,
   uniqueTopic,
 } from "../support/broker.js";
-import { type ConsumerProcess, startConsumerProcess, waitFor } from "../support/consumer-process.js";
+import {
+  type ConsumerProcess,
+  consumerArgs,
+  startConsumerProcess,
+  waitFor,
+} from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
 import { assertLayersMatch, waitForCommittedToEnd } from "../support/topics.js";
@@ -42,18 +47,7 @@ describe("reluwatch consume: broker restart mid-stream", () => {
     ] as const) {
       await waitFor(`topic ${name}`, () => createTopic(broker, name, partitions).then(() => true));
     }
-    consumer = await startConsumerProcess([
-      "--brokers",
-      broker.brokers.join(","),
-      "--topic",
-      topic,
-      "--group",
-      `${topic}.group`,
-      "--events-topic",
-      `${topic}.events`,
-      "--dead-letter-topic",
-      `${topic}.dlq`,
-    ]);
+    consumer = await startConsumerProcess(consumerArgs(broker.brokers, topic));
     const base = consumer.baseUrl;
 
     const all = scenarioSnapshots("lr-spike", { seed: 59 });

@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
-import { type ConsumerProcess, startConsumerProcess, waitFor } from "../support/consumer-process.js";
+import {
+  type ConsumerProcess,
+  consumerArgs,
+  startConsumerProcess,
+  waitFor,
+} from "../support/consumer-process.js";
 import { produceSnapshots, scenarioSnapshots } from "../support/fleet.js";
 
 describe("reluwatch consume: an error kafkajs does not retry", () => {
@@ -24,18 +29,7 @@ describe("reluwatch consume: an error kafkajs does not retry", () => {
     await createTopic(broker, topic, 1);
     // Kafka refuses this name (a space) with INVALID_TOPIC_EXCEPTION, which kafkajs does not retry.
     const events = `${topic}.events bad`;
-    consumer = await startConsumerProcess([
-      "--brokers",
-      broker.brokers.join(","),
-      "--topic",
-      topic,
-      "--group",
-      `${topic}.group`,
-      "--events-topic",
-      events,
-      "--dead-letter-topic",
-      `${topic}.dlq`,
-    ]);
+    consumer = await startConsumerProcess(consumerArgs(broker.brokers, topic, events));
     const c = consumer;
     await produceSnapshots(kafkaClient(broker), topic, scenarioSnapshots("healthy", { layers: 1, ranks: 1 }));
     const code = await waitFor(

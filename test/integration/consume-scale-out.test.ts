@@ -11,7 +11,12 @@ import type { Kafka } from "kafkajs";
 import { decodeTransition } from "../../src/codec/index.js";
 import type { LayerSummary } from "../../src/core/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
-import { type ConsumerProcess, startConsumerProcess, waitFor } from "../support/consumer-process.js";
+import {
+  type ConsumerProcess,
+  consumerArgs,
+  startConsumerProcess,
+  waitFor,
+} from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
 import { type Sample, scrape, sumOf } from "../support/metrics.js";
 import {
@@ -66,18 +71,7 @@ describe("reluwatch consume: two instances in one group", () => {
     await createTopic(broker, topic, PARTITIONS);
     await createTopic(broker, events, 1);
     const kafka = kafkaClient(broker);
-    const args = [
-      "--brokers",
-      broker.brokers.join(","),
-      "--topic",
-      topic,
-      "--group",
-      group,
-      "--events-topic",
-      events,
-      "--dead-letter-topic",
-      `${topic}.dlq`,
-    ];
+    const args = consumerArgs(broker.brokers, topic);
 
     const all = scenarioSnapshots("lr-spike", { seed: 43, layers: 8, ranks: 2 });
     // b joins at step 300, when a already holds every layer; units killed at step 500 are

@@ -8,7 +8,12 @@ import { after, before, describe, test } from "node:test";
 import { decodeTransition } from "../../src/codec/index.js";
 import type { UnitTransition } from "../../src/core/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
-import { type ConsumerProcess, startConsumerProcess, waitFor } from "../support/consumer-process.js";
+import {
+  type ConsumerProcess,
+  consumerArgs,
+  startConsumerProcess,
+  waitFor,
+} from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
 import {
@@ -47,18 +52,7 @@ describe("reluwatch consume: SIGTERM and restart", () => {
     await createTopic(broker, topic, 3);
     await createTopic(broker, events, 1);
     const kafka = kafkaClient(broker);
-    const args = [
-      "--brokers",
-      broker.brokers.join(","),
-      "--topic",
-      topic,
-      "--group",
-      group,
-      "--events-topic",
-      events,
-      "--dead-letter-topic",
-      `${topic}.dlq`,
-    ];
+    const args = consumerArgs(broker.brokers, topic);
 
     const startedAt = Date.now();
     const all = scenarioSnapshots("lr-spike", { seed: 31 });

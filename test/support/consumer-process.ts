@@ -82,3 +82,26 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/**
+ * The flags of a consumer on `topic` with the tests' naming convention: group
+ * `<topic>.group`, events `<topic>.events`, dead letters `<topic>.dlq`.
+ */
+export function consumerArgs(
+  brokers: readonly string[],
+  topic: string,
+  events = `${topic}.events`,
+): string[] {
+  return [
+    "--brokers",
+    brokers.join(","),
+    "--topic",
+    topic,
+    "--group",
+    `${topic}.group`,
+    "--events-topic",
+    events,
+    "--dead-letter-topic",
+    `${topic}.dlq`,
+  ];
+}
