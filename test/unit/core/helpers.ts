@@ -1,4 +1,5 @@
 import type { ActivationSnapshot, UnitState, UnitTransition } from "../../../src/core/index.js";
+import { seededRandom } from "../../../src/publisher/seeded-random.js";
 
 export interface CountsInput {
   run_id?: string;
@@ -36,17 +37,8 @@ export function counts(input: CountsInput): ActivationSnapshot {
   };
 }
 
-/** Deterministic 32-bit PRNG (mulberry32), so statistical tests are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic 32-bit PRNG (the project's mulberry32), so statistical tests are reproducible. */
+export const rng: (seed: number) => () => number = seededRandom;
 
 /** Binomial(n, p) by counting n Bernoulli draws (n is small in these tests). */
 export function binomial(next: () => number, n: number, p: number): number {
