@@ -17,6 +17,7 @@ import {
 import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
 import {
+  assertEventsExactlyOnce,
   assertLayersMatch,
   committedOffsets,
   endOffsets,
@@ -115,11 +116,7 @@ describe("reluwatch consume: SIGTERM and restart", () => {
 
     // The restarted process commits after writing its events; once it has, every event is on the topic.
     await waitForCommittedToEnd(kafka, group, topic);
-    const emitted = (await readTopic(kafka, events)).map((m) => decodeTransition(m.value!));
-    const keys = emitted.map(transitionKey);
-    assert.equal(new Set(keys).size, keys.length, "no transition event was emitted twice");
-    assert.equal(emitted.length, reference.transitions.length);
-    assert.deepEqual(new Set(keys), new Set(reference.transitions.map(transitionKey)));
+    await assertEventsExactlyOnce(kafka, events, reference.transitions);
 
     // The log carries each later change too, once over both processes, stamped with when it was
     // logged; first verdicts (from UNKNOWN) are summarised per layer.

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Kafka, KafkaMessage } from "kafkajs";
+import { decodeTransition } from "../../src/codec/index.js";
 import type { LayerSummary, UnitState, UnitTransition } from "../../src/core/index.js";
 import { waitFor } from "./consumer-process.js";
 import { type Sample, sumOf } from "./metrics.js";
@@ -126,4 +127,17 @@ export function layersMatch(samples: Sample[], reference: LayerSummary[]): boole
 /** What makes a transition event distinct: the same key twice means it was emitted twice. */
 export function transitionKey(t: UnitTransition): string {
   return JSON.stringify([t.run_id, t.layer, t.unit, t.from, t.to, t.step]);
+}
+
+/** The events topic holds exactly the expected transitions, none of them twice. */
+export async function assertEventsExactlyOnce(
+  kafka: Kafka,
+  events: string,
+  expected: readonly UnitTransition[],
+): Promise<void> {
+  const emitted = (await readTopic(kafka, events)).map((m) => decodeTransition(m.value!));
+  const keys = emitted.map(transitionKey);
+  assert.equal(new Set(keys).size, keys.length, "no transition event was emitted twice");
+  assert.equal(emitted.length, expected.length);
+  assert.deepEqual(new Set(keys), new Set(expected.map(transitionKey)));
 }
