@@ -1,8 +1,23 @@
 # reluwatch — every entry point a user or CI needs. Each target installs what it
-# uses, so a fresh clone needs only Node.js >= 20, npm, Java >= 17 and Maven.
+# uses, so a fresh clone needs only some Node.js with npm, Java >= 17 and Maven.
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
+
+# The supported runtime is Node.js >= 22, tested on the pinned 24 LTS below. When
+# the system node is older, make fetches the pinned build from the npm registry
+# (package node-linux-<arch>; npm's cache makes later fetches offline) into .tmp/
+# and puts it first on PATH for every target and every process the tests spawn.
+NODE_VERSION := $(shell cat .node-version)
+NODE_ARCH := $(subst x86_64,x64,$(subst aarch64,arm64,$(shell uname -m)))
+NODE_HOME := $(CURDIR)/.tmp/node-v$(NODE_VERSION)-linux-$(NODE_ARCH)
+SYSTEM_NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+ifeq ($(shell [ "$(SYSTEM_NODE_MAJOR)" -ge 22 ] && echo system),system)
+NODE := $(shell command -v node)
+else
+NODE := $(NODE_HOME)/bin/node
+export PATH := $(NODE_HOME)/bin:$(PATH)
+endif
 
 NODE_TEST := node --import tsx --test --test-reporter=spec
 UNIT_TESTS = $(shell find test/unit -name '*.test.ts' | sort)
@@ -10,15 +25,27 @@ INTEGRATION_TESTS = $(shell find test/integration test/interop test/e2e -name '*
 KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
-.PHONY: help install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
+.PHONY: help node install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
         kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize metrics-golden
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-node_modules/.installed: package.json package-lock.json
+$(NODE_HOME)/bin/node:
+	@mkdir -p $(NODE_HOME) .tmp
+	npm pack --silent --pack-destination .tmp node-linux-$(NODE_ARCH)@$(NODE_VERSION) >/dev/null
+	tar -xzf .tmp/node-linux-$(NODE_ARCH)-$(NODE_VERSION).tgz -C $(NODE_HOME) --strip-components=1 package/bin package/LICENSE
+	@rm -f .tmp/node-linux-$(NODE_ARCH)-$(NODE_VERSION).tgz
+	@$@ --version
+
+node: $(NODE) ## the Node.js every target runs on (the pinned 24 LTS when the system's is older than 22)
+	@echo "node $$(node --version) at $$(command -v node)"
+
+# The installed tree is stamped with the Node.js it was built for: a native
+# optional dependency built under another major would not load.
+node_modules/.installed: package.json package-lock.json .node-version | $(NODE)
 	npm ci --no-audit --no-fund
-	@touch $@
+	@node --version > $@
 
 install: node_modules/.installed ## install npm dependencies (npm ci)
 
