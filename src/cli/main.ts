@@ -3,6 +3,7 @@
  * The one reluwatch command. Each subcommand lives in its own module and is
  * registered here, so `reluwatch --help` lists everything the tool can do.
  */
+import "./known-warnings.js";
 import { Command } from "commander";
 import { packageVersion } from "../paths.js";
 import { registerBackendCommand } from "./backend-command.js";

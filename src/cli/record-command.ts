@@ -11,6 +11,7 @@ import kafkajs from "kafkajs";
 import { CodecError, decodeSnapshot, writeSnapshotContainer } from "../codec/index.js";
 import type { ActivationSnapshot } from "../core/snapshot.js";
 import { createLogger } from "../log.js";
+import { registerZstdCodec } from "../source/kafka-zstd.js";
 import { type Progress, progressBar } from "./progress.js";
 
 const { Kafka, logLevel } = kafkajs;
@@ -91,6 +92,7 @@ class Channel<T> {
 
 export async function recordTopic(opts: RecordOptions): Promise<RecordSummary> {
   const log = createLogger("record");
+  registerZstdCodec();
   const kafka = new Kafka({
     clientId: "reluwatch-record",
     brokers: opts.brokers,

@@ -10,6 +10,7 @@ import kafkajs, { type KafkaConfig, type Message, type Producer, type ProducerCo
 import { encodeSnapshot } from "../codec/index.js";
 import { type ActivationSnapshot, layerKey } from "../core/snapshot.js";
 import { createLogger, type Logger } from "../log.js";
+import { registerZstdCodec } from "../source/kafka-zstd.js";
 import { BoundedQueue } from "./bounded-queue.js";
 
 // kafkajs is CommonJS and not every export is visible to ESM named imports.
@@ -23,7 +24,7 @@ export interface SnapshotPublisherOptions {
   brokers: string[];
   topic: string;
   clientId?: string;
-  /** Batch compression. Default "gzip" (built into kafkajs); the others need their codec registered with kafkajs's CompressionCodecs. */
+  /** Batch compression. Default "gzip"; "zstd" uses Node.js's built-in zlib zstd; snappy and lz4 need their codec registered with kafkajs's CompressionCodecs first. */
   compression?: PublisherCompression;
   /** Most snapshots held in memory while waiting for the broker. Default 10,000. */
   queue_capacity?: number;
@@ -183,6 +184,9 @@ export class SnapshotPublisher {
     const compression = options.compression ?? "gzip";
     this.compression = COMPRESSION[compression];
     if (this.compression === undefined) throw new Error(`unknown compression ${compression}`);
+    if (this.compression === CompressionTypes.ZSTD && !registerZstdCodec()) {
+      throw new Error(`compression zstd needs Node.js >= 22.15 (zlib zstd); this is ${process.version}`);
+    }
     if (this.compression !== CompressionTypes.None && this.compression !== CompressionTypes.GZIP) {
       if (!codecAvailable(this.compression)) {
         throw new Error(

@@ -6,6 +6,10 @@ import { readFileSync } from "node:fs";
 import { Kafka, type KafkaConfig, type LogEntry, logLevel, type SASLOptions } from "kafkajs";
 import type { KafkaSettings } from "../config/load.js";
 import type { Logger } from "../log.js";
+import { registerZstdCodec } from "./kafka-zstd.js";
+
+// Every client this module makes can read zstd batches, whoever wrote them.
+registerZstdCodec();
 
 export function kafkaConfigFrom(settings: KafkaSettings, log?: Logger): KafkaConfig {
   const config: KafkaConfig = {
