@@ -24,14 +24,14 @@
  * message handled, so consumer-group join time is not counted.
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdirSync, openSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import { runSimulate } from "../src/cli/simulate-command.js";
 import { encodeSnapshot } from "../src/codec/index.js";
 import type { ActivationSnapshot } from "../src/core/snapshot.js";
-import { SnapshotPublisher } from "../src/publisher/snapshot-publisher.js";
+import { type PublisherCompression, SnapshotPublisher } from "../src/publisher/snapshot-publisher.js";
 import { generateFleet, resolveScenario, type Scenario } from "../src/sim/index.js";
 import type { WorkerConfig, WorkerDone, WorkerMode, WorkerStats } from "./lib/consumer-worker.js";
 import { type Figure, figure, load1, percentile, sleep } from "./lib/stats.js";
@@ -55,6 +55,28 @@ async function createTopic(topic: string, configEntries: Array<{ name: string; v
     waitForLeaders: true,
     topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1, configEntries }],
   });
+}
+
+/** The compressions the publisher round compares; the same list renders the table. */
+const PUBLISHER_COMPRESSIONS = ["none", "gzip", "zstd"] as const satisfies readonly PublisherCompression[];
+
+/**
+ * Bytes a topic's partitions hold on the private bench broker's disk: record
+ * batches as the producer compressed them, which is what crosses the network
+ * and fills retention. undefined when the broker is not the local one.
+ */
+function topicBytesOnDisk(topic: string): number | undefined {
+  const port = brokers[0]?.split(":")[1];
+  const dataDir = join(fileURLToPath(new URL("..", import.meta.url)), ".kafka-local", port ?? "", "data");
+  if (!existsSync(dataDir)) return undefined;
+  let bytes = 0;
+  for (const dir of readdirSync(dataDir)) {
+    if (!/^\d+$/.test(dir.slice(topic.length + 1)) || !dir.startsWith(`${topic}-`)) continue;
+    for (const file of readdirSync(join(dataDir, dir))) {
+      if (file.endsWith(".log")) bytes += statSync(join(dataDir, dir, file)).size;
+    }
+  }
+  return bytes;
 }
 
 // ---- workers ----
@@ -381,10 +403,14 @@ async function measureThroughput() {
   };
   await admin.deleteTopics({ topics: [fillTopic] }).catch(() => undefined);
 
-  // ---- publisher cost ----
+  const publisherOut = await measurePublisher();
 
-  async function publisherRun(compression: "gzip" | "none", n: number) {
-    const topic = `bench.publisher.${stamp}.${compression}`;
+  return { N, fillSeconds, throughput, ratios, rounds, scaleOut, publisherOut, serviceMax };
+}
+
+/** SnapshotPublisher's cost per snapshot for each compression: CPU, and bytes on the broker. */
+async function measurePublisher() {
+  async function publisherRun(topic: string, compression: PublisherCompression, n: number) {
     const publisher = new SnapshotPublisher({
       brokers,
       topic,
@@ -408,10 +434,12 @@ async function measureThroughput() {
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     if (stats.sent !== n) throw new Error(`publisher sent ${stats.sent} of ${n}`);
+    const onDisk = topicBytesOnDisk(topic);
     return {
       snapshots_per_s: n / seconds,
       cpu_us_per_snapshot: (cpu.user + cpu.system) / n,
       publish_call_cpu_us: inPublish / n,
+      ...(onDisk === undefined ? {} : { wire_bytes_per_snapshot: onDisk / n }),
     };
   }
 
@@ -420,21 +448,35 @@ async function measureThroughput() {
     snapshot_bytes: BYTES_PER_SNAPSHOT,
     snapshots_per_run: PUBLISH_N,
   };
-  for (const compression of ["gzip", "none"] as const) {
-    await createTopic(`bench.publisher.${stamp}.${compression}`);
+  for (const compression of PUBLISHER_COMPRESSIONS) {
     const runs = [];
-    for (let r = 0; r < RUNS; r++) runs.push(await publisherRun(compression, PUBLISH_N));
+    for (let r = 0; r < RUNS; r++) {
+      // A topic per run, so the bytes on disk are this run's alone.
+      const topic = `bench.publisher.${stamp}.${compression}.${r}`;
+      await createTopic(topic);
+      runs.push(await publisherRun(topic, compression, PUBLISH_N));
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+    }
+    const wire = runs.flatMap((x) =>
+      x.wire_bytes_per_snapshot === undefined ? [] : [x.wire_bytes_per_snapshot],
+    );
     publisherOut[compression] = {
       snapshots_per_s: figure(runs.map((x) => x.snapshots_per_s)),
       cpu_us_per_snapshot: figure(runs.map((x) => x.cpu_us_per_snapshot)),
       publish_call_cpu_us: figure(runs.map((x) => x.publish_call_cpu_us)),
+      ...(wire.length > 0 ? { wire_bytes_per_snapshot: figure(wire) } : {}),
       load1: load1(),
     };
     log(`publisher ${compression}: ${JSON.stringify(publisherOut[compression])}`);
-    await admin.deleteTopics({ topics: [`bench.publisher.${stamp}.${compression}`] }).catch(() => undefined);
   }
+  return publisherOut;
+}
 
-  return { N, fillSeconds, throughput, ratios, rounds, scaleOut, publisherOut, serviceMax };
+// BENCH_ONLY=publisher: only the publisher round, printed as JSON (to repeat it without the rest).
+if (process.env.BENCH_ONLY === "publisher") {
+  process.stdout.write(`${JSON.stringify({ brokers, publisher: await measurePublisher() }, null, 2)}\n`);
+  await admin.disconnect();
+  process.exit(0);
 }
 
 // BENCH_ONLY=soak with BENCH_SOAK_RATE: only the soak, at a given rate (to repeat it without the rest).

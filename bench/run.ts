@@ -290,9 +290,17 @@ add(
   "<= 5%",
   p.overhead_ratio <= 0.05,
 );
-for (const comp of ["gzip", "none"] as const) {
+// Rounds that predate a compression (an older docs/benchmarks.json) simply have no row for it.
+for (const comp of ["none", "gzip", "zstd"].filter((c) => e.publisher[c])) {
   const pub = e.publisher[comp];
   add("trainer", `SnapshotPublisher (${comp}): snapshots/s`, fig(pub.snapshots_per_s));
+  if (pub.wire_bytes_per_snapshot) {
+    add(
+      "trainer",
+      `SnapshotPublisher (${comp}): bytes per snapshot on the broker (of ${num(e.publisher.snapshot_bytes)} encoded)`,
+      fig(pub.wire_bytes_per_snapshot),
+    );
+  }
   add(
     "trainer",
     `SnapshotPublisher (${comp}): CPU µs per snapshot, all threads`,

@@ -96,7 +96,7 @@ export async function runSimulate(opts: SimulateOptions): Promise<SimulateSummar
       clientId: "reluwatch-simulate",
       overflow: "wait",
       wait_timeout_ms: 120_000,
-      compression: opts.compression ?? "gzip",
+      ...(opts.compression ? { compression: opts.compression } : {}),
     });
     await publisher.connect();
     try {
@@ -260,9 +260,9 @@ export function registerSimulateCommand(program: Command): void {
     .option("--topic <topic>", "Kafka topic")
     .option("--rate <n>", "target snapshots per second to Kafka (0: unthrottled)", intArg("--rate"))
     .addOption(
-      new Option("--compression <codec>", "Kafka batch compression")
-        .choices(["none", "gzip"])
-        .default("gzip"),
+      new Option("--compression <codec>", "Kafka batch compression (default: the publisher's, zstd)").choices(
+        ["none", "gzip", "zstd"],
+      ),
     )
     .action(async (flags: SimulateFlags, command: Command) => {
       let scenario: Scenario;
