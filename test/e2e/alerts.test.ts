@@ -176,7 +176,8 @@ describe("alerts end to end: simulate → Kafka → reluwatch consume → Promet
         alerts.some(forLayer("ReluUnitsDied", DYING)) &&
         alerts.some(forLayer("ReluLayerDying", DYING)) &&
         alerts.some((a) => a.labels.alertname === "ReluwatchInvalidSnapshots"),
-      60_000,
+      // Only turns a missing alert into a failure; the conditions above are what is waited for.
+      180_000,
     );
 
     const died = hook.received.find(forLayer("ReluUnitsDied", DYING))!;
@@ -209,7 +210,8 @@ describe("alerts end to end: simulate → Kafka → reluwatch consume → Promet
   it("every dashboard query returns data for the dying and the healthy layers", async () => {
     const prom = prometheus!;
     for (const layer of [DYING, ...HEALTHY]) {
-      const queries = dashboardQueries({ run: RUN, layer, rateInterval: "10s" });
+      // Sixty 1 s scrapes per window: a few late or dropped scrapes still leave a rate to compute.
+      const queries = dashboardQueries({ run: RUN, layer, rateInterval: "1m" });
       assert.ok(
         queries.some((q) => q.optIn),
         "the opt-in per-unit panel is among them",
