@@ -24,6 +24,7 @@ import {
 } from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
+import { freePorts } from "../support/ports.js";
 import {
   alertmanagerConfigForTest,
   fastRuleFile,
@@ -38,8 +39,6 @@ import {
   type WebhookReceiver,
 } from "../support/prometheus.js";
 
-const PROMETHEUS_PORT = 19600;
-const ALERTMANAGER_PORT = 19601;
 const DEATH_STEP = 600;
 const DYING_LAYER_INDEX = 1;
 
@@ -87,17 +86,18 @@ describe("alerts end to end: simulate → Kafka → reluwatch consume → Promet
     for (const t of [topic, `${topic}.events`, `${topic}.dlq`]) await createTopic(broker, t, 1);
     consumer = await startConsumerProcess([...consumerArgs(broker.brokers, topic), "--unit-series"]);
     webhook = await startWebhookReceiver();
+    const [prometheusPort, alertmanagerPort] = (await freePorts(2)) as [number, number];
     alertmanager = await startAlertmanager({
-      port: ALERTMANAGER_PORT,
+      port: alertmanagerPort,
       config: alertmanagerConfigForTest(webhook.url),
     });
     prometheus = await startPrometheus({
-      port: PROMETHEUS_PORT,
+      port: prometheusPort,
       files: fastRuleFile(),
       config: prometheusConfigForTest({
         targets: [new URL(consumer.baseUrl).host],
         ruleFiles: ["reluwatch.rules.yml"],
-        alertmanager: `127.0.0.1:${ALERTMANAGER_PORT}`,
+        alertmanager: `127.0.0.1:${alertmanagerPort}`,
       }),
     });
     const prom = prometheus;
@@ -176,7 +176,8 @@ describe("alerts end to end: simulate → Kafka → reluwatch consume → Promet
         alerts.some(forLayer("ReluUnitsDied", DYING)) &&
         alerts.some(forLayer("ReluLayerDying", DYING)) &&
         alerts.some((a) => a.labels.alertname === "ReluwatchInvalidSnapshots"),
-      60_000,
+      // Only turns a missing alert into a failure; the conditions above are what is waited for.
+      180_000,
     );
 
     const died = hook.received.find(forLayer("ReluUnitsDied", DYING))!;
@@ -209,7 +210,8 @@ describe("alerts end to end: simulate → Kafka → reluwatch consume → Promet
   it("every dashboard query returns data for the dying and the healthy layers", async () => {
     const prom = prometheus!;
     for (const layer of [DYING, ...HEALTHY]) {
-      const queries = dashboardQueries({ run: RUN, layer, rateInterval: "10s" });
+      // Sixty 1 s scrapes per window: a few late or dropped scrapes still leave a rate to compute.
+      const queries = dashboardQueries({ run: RUN, layer, rateInterval: "1m" });
       assert.ok(
         queries.some((q) => q.optIn),
         "the opt-in per-unit panel is among them",

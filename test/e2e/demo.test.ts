@@ -5,11 +5,9 @@
  * Smaller than the default run (2 × 32 units, 300 steps) but the same path.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { before, test } from "node:test";
-import { packageRoot } from "../../src/paths.js";
 import { getBroker, kafkaClient, type TestBroker } from "../support/broker.js";
+import { cli } from "../support/child.js";
 
 let broker: TestBroker;
 before(async () => {
@@ -17,25 +15,15 @@ before(async () => {
 });
 
 async function demo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(
-    process.execPath,
+  const r = await cli(
     [
-      ...["--import", "tsx", "src/cli/main.ts", "demo", "--ci"],
+      ...["demo", "--ci"],
       ...["--brokers", broker.brokers.join(","), "--metrics-host", "127.0.0.1", "--metrics-port", "0"],
       ...args,
     ],
-    { cwd: packageRoot, stdio: ["ignore", "pipe", "pipe"] },
+    { timeout: 300_000 },
   );
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => {
-    stdout += d;
-  });
-  child.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  const [code] = await once(child, "exit");
-  return { code, stdout, stderr };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 test("demo --ci: deaths printed as they are detected, a summary, exit 0, its own topics removed", async () => {

@@ -8,9 +8,8 @@ import { after, before, describe, test } from "node:test";
 import {
   createTopic,
   kafkaClient,
-  startLocalBroker,
-  stopLocalBroker,
-  type TestBroker,
+  type PrivateBroker,
+  startPrivateBroker,
   uniqueTopic,
 } from "../support/broker.js";
 import {
@@ -23,19 +22,16 @@ import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../suppo
 import { scrape, sumOf } from "../support/metrics.js";
 import { assertLayersMatch, waitForCommittedToEnd } from "../support/topics.js";
 
-/** A port of its own, so restarting it disturbs no other test. */
-const PORT = 19850;
-
 describe("reluwatch consume: broker restart mid-stream", () => {
-  let broker: TestBroker;
+  let broker: PrivateBroker;
   let consumer: ConsumerProcess | undefined;
   before(async () => {
-    const address = await startLocalBroker(PORT);
-    broker = { brokers: [address], source: "local", describe: `private broker at ${address}` };
+    broker = await startPrivateBroker();
   });
   after(async () => {
     if (consumer && consumer.child.exitCode === null) consumer.child.kill("SIGKILL");
-    await stopLocalBroker(PORT);
+    // before() may have failed before the broker existed.
+    await (broker as PrivateBroker | undefined)?.remove();
   });
 
   test("the consumer recovers by itself; no snapshot is lost or counted twice", async () => {
@@ -60,11 +56,11 @@ describe("reluwatch consume: broker restart mid-stream", () => {
     });
 
     const logsBefore = consumer.logs.length;
-    await stopLocalBroker(PORT);
+    await broker.stop();
     await waitFor("the consumer to notice the broker is gone", () =>
       consumer!.logs.slice(logsBefore).some((l) => l.kafkajs !== undefined) ? true : undefined,
     );
-    await startLocalBroker(PORT);
+    await broker.start();
     await produceSnapshots(kafkaClient(broker), topic, all.slice(half));
 
     // Offsets are committed after a batch is applied: committed to the end means everything was.

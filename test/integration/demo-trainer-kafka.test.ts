@@ -6,14 +6,13 @@
  * from RELUWATCH_BROKERS.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { decodeSnapshot } from "../../src/codec/index.js";
-import { packageRoot } from "../../src/paths.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
+import { cliSync } from "../support/child.js";
 
 let broker: TestBroker;
 before(async () => {
@@ -53,16 +52,12 @@ test("demo-trainer publishes every rank's snapshots to Kafka and the same ones t
   const dir = mkdtempSync(join(tmpdir(), "reluwatch-demo-kafka-"));
   try {
     const out = join(dir, "snaps.jsonl");
-    const r = spawnSync(
-      process.execPath,
-      [
-        ...["--import", "tsx", "src/cli/main.ts", "demo-trainer"],
-        ...["--layers", "2", "--units", "16", "--steps", "40", "--every-steps", "10", "--probe-batch", "32"],
-        ...["--dataset-size", "256", "--ranks", "2", "--run-id", "kafka-run", "--lr-spike-step", "none"],
-        ...["--brokers", broker.brokers.join(","), "--topic", topic, "--out", out],
-      ],
-      { cwd: packageRoot, encoding: "utf8", timeout: 120_000 },
-    );
+    const r = cliSync([
+      "demo-trainer",
+      ...["--layers", "2", "--units", "16", "--steps", "40", "--every-steps", "10", "--probe-batch", "32"],
+      ...["--dataset-size", "256", "--ranks", "2", "--run-id", "kafka-run", "--lr-spike-step", "none"],
+      ...["--brokers", broker.brokers.join(","), "--topic", topic, "--out", out],
+    ]);
     assert.equal(r.status, 0, r.stderr);
     // 2 ranks × 5 probes (steps 0..40) × 2 layers.
     assert.match(r.stderr, /20 snapshots/);
@@ -85,19 +80,13 @@ test("demo-trainer publishes every rank's snapshots to Kafka and the same ones t
 
 test("demo --trainer-only (the compose trainer) publishes to RELUWATCH_BROKERS and --topic", async () => {
   const topic = uniqueTopic("trainer-only");
-  const r = spawnSync(
-    process.execPath,
+  const r = cliSync(
     [
-      ...["--import", "tsx", "src/cli/main.ts", "demo", "--trainer-only", "--topic", topic],
+      ...["demo", "--trainer-only", "--topic", topic],
       ...["--layers", "1", "--units", "8", "--steps", "20", "--every-steps", "10", "--probe-batch", "32"],
       ...["--dataset-size", "256", "--run-id", "compose-run"],
     ],
-    {
-      cwd: packageRoot,
-      encoding: "utf8",
-      timeout: 120_000,
-      env: { ...process.env, RELUWATCH_BROKERS: broker.brokers.join(",") },
-    },
+    { env: { ...process.env, RELUWATCH_BROKERS: broker.brokers.join(",") } },
   );
   assert.equal(r.status, 0, r.stderr);
   // The demo's default 2 ranks × 3 probes × 1 layer.

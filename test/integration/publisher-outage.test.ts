@@ -5,7 +5,6 @@
  * delivers everything still queued.
  */
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { decodeSnapshot } from "../../src/codec/index.js";
 import type { ActivationSnapshot } from "../../src/core/snapshot.js";
@@ -13,43 +12,20 @@ import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
 import {
   createTopic,
   kafkaClient,
-  startLocalBroker,
-  stopLocalBroker,
-  type TestBroker,
+  type PrivateBroker,
+  startPrivateBroker,
   uniqueTopic,
 } from "../support/broker.js";
+import { waitFor } from "../support/consumer-process.js";
 
-let PORT = 0;
-let broker: TestBroker;
-
-/** Whether nothing listens on `port` of the loopback interface. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/**
- * A client port and its controller port (+1), both free, from 19310-19399:
- * several checkouts may run this test at once on one machine.
- */
-async function freePortPair(): Promise<number> {
-  const candidates = Array.from({ length: 45 }, (_, i) => 19310 + 2 * i).sort(() => Math.random() - 0.5);
-  for (const port of candidates) {
-    if ((await portFree(port)) && (await portFree(port + 1))) return port;
-  }
-  throw new Error("no free port pair in 19310-19399 for a private broker");
-}
+let broker: PrivateBroker;
 
 before(async () => {
-  PORT = await freePortPair();
-  const address = await startLocalBroker(PORT);
-  broker = { brokers: [address], source: "local", describe: `private broker at ${address}` };
+  broker = await startPrivateBroker();
 });
 after(async () => {
-  if (PORT) await stopLocalBroker(PORT);
+  // before() may have failed before the broker existed.
+  await (broker as PrivateBroker | undefined)?.remove();
 });
 
 function snapshot(step: number): ActivationSnapshot {
@@ -65,11 +41,6 @@ function snapshot(step: number): ActivationSnapshot {
     samples: 10,
     stats: { kind: "counts", fires: Uint32Array.from([1, 2, 3, step % 11]), abs_sum: null, sq_sum: null },
   };
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.ok(cond(), `timed out waiting for ${what}`);
 }
 
 function balanced(s: ReturnType<SnapshotPublisher["stats"]>): void {
@@ -91,9 +62,9 @@ test("an outage with a full queue drops and counts instead of blocking; close() 
   await waiter.connect();
 
   for (let step = 0; step < 10; step++) await dropper.publish(snapshot(step));
-  await until(() => dropper.stats().sent === 10, "the first 10 snapshots to be sent");
+  await waitFor("the first 10 snapshots to be sent", () => (dropper.stats().sent === 10 ? true : undefined));
 
-  await stopLocalBroker(PORT);
+  await broker.stop();
 
   // Every publish() returns although nothing can be sent: the queue overflows.
   for (let step = 10; step < 210; step++) await dropper.publish(snapshot(step));
@@ -117,7 +88,7 @@ test("an outage with a full queue drops and counts instead of blocking; close() 
   const waiterErrorsAtClose = waiter.stats().send_errors;
   await assert.rejects(dropper.publish({ ...snapshot(1), layer: "" }), /EMPTY_NAME/);
 
-  await startLocalBroker(PORT);
+  await broker.start();
   const final = await dropper.close({ timeout_ms: 120_000 });
   balanced(final);
   assert.equal(final.failed, 0);

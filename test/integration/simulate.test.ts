@@ -4,21 +4,18 @@
  * record` copies the topic back into a file with the same records.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
 import { recordTopic } from "../../src/cli/record-command.js";
 import { runSimulate } from "../../src/cli/simulate-command.js";
 import { encodeSnapshot, readSnapshotContainer } from "../../src/codec/index.js";
 import type { ActivationSnapshot } from "../../src/core/snapshot.js";
-import { packageRoot } from "../../src/paths.js";
 import { type FleetTruth, fleetSize, generateFleet, resolveScenario } from "../../src/sim/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
+import { cliArgs, runFile } from "../support/child.js";
 
-const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), "reluwatch-simulate-"));
 let broker: TestBroker;
 
@@ -49,13 +46,7 @@ const scenario = resolveScenario("lr-spike", { seed: 7, units: 48, steps: 800, r
 test("the CLI writes a container file of the scenario's snapshots and its ground truth", async () => {
   const out = join(dir, "fleet.avro");
   const truthFile = join(dir, "truth.json");
-  await run(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "simulate", ...FLAGS, "--out", out, "--truth", truthFile],
-    {
-      cwd: packageRoot,
-    },
-  );
+  await runFile(process.execPath, cliArgs(["simulate", ...FLAGS, "--out", out, "--truth", truthFile]));
   const records = await readAll(out);
   assert.equal(records.length, fleetSize(scenario));
   assert.equal(records.length, 16 * 3 * 3);

@@ -4,12 +4,10 @@
  * and decodes what this codec writes. Needs the virtualenv `make .venv` makes.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
 import {
   decodeSnapshot,
   encodeSnapshot,
@@ -19,8 +17,8 @@ import {
 } from "../../src/codec/index.js";
 import type { ActivationSnapshot } from "../../src/core/snapshot.js";
 import { packageRoot } from "../../src/paths.js";
+import { runFile as run } from "../support/child.js";
 
-const run = promisify(execFile);
 const python = join(packageRoot, ".venv/bin/python");
 const script = join(packageRoot, "test/interop/snapshot_interop.py");
 const dir = mkdtempSync(join(tmpdir(), "reluwatch-interop-"));

@@ -2,20 +2,26 @@
  * Gives integration tests a real Kafka broker, from the first source that works:
  *   1. KAFKA_BROKERS, when set (comma-separated host:port list);
  *   2. a testcontainers Kafka container, when a container runtime answers;
- *   3. the local broker of deploy/kafka-local, started if it is not already up.
+ *   3. the local development broker on 127.0.0.1:9092 (deploy/kafka-local):
+ *      whatever Kafka already answers there is used as it is, otherwise this
+ *      checkout's is started and left running.
+ * Reusing a broker that answers on 9092 is what lets two checkouts test on one
+ * machine at once: the second cannot start its own there (kafka.sh refuses a
+ * port in use), and tests keep apart by their unique topics anyway.
  * The runtime is probed over its API socket, not through the docker CLI, which
  * may be installed without a daemon behind it.
+ *
+ * Tests that stop and restart a broker get one of their own on free ports
+ * (startPrivateBroker), never the shared one.
  */
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Kafka, logLevel } from "kafkajs";
 import { packageRoot } from "../../src/paths.js";
-
-const run = promisify(execFile);
+import { ChildExitError, runFile, runToExit } from "./child.js";
+import { freePorts } from "./ports.js";
 
 export type BrokerSource = "env" | "testcontainers" | "local";
 
@@ -46,24 +52,101 @@ async function resolveBroker(): Promise<TestBroker> {
     const address = `${container.getHost()}:${container.getMappedPort(9093)}`;
     return { brokers: [address], source: "testcontainers", describe: `testcontainers Kafka at ${address}` };
   }
-  const address = await startLocalBroker();
-  return { brokers: [address], source: "local", describe: `local broker (deploy/kafka-local) at ${address}` };
+  return localBroker();
 }
 
-/** Starts (or finds) a deploy/kafka-local broker on the given port; returns its address. */
-export async function startLocalBroker(port = 9092): Promise<string> {
-  const { stdout } = await run(join(packageRoot, "deploy/kafka-local/kafka.sh"), ["up"], {
-    env: { ...process.env, KAFKA_PORT: String(port) },
-    timeout: 600_000,
+const KAFKA_SH = join(packageRoot, "deploy/kafka-local/kafka.sh");
+/** The development broker's port, as `make kafka-up` and `make demo` use it. */
+const LOCAL_PORT = 9092;
+/** The first `up` may fetch the jars from Maven Central; later ones take seconds. */
+const UP_TIMEOUT_MS = 600_000;
+const DOWN_TIMEOUT_MS = 120_000;
+
+/** Runs `kafka.sh up|down` with the given KAFKA_* settings; resolves with its last line of output. */
+async function kafkaSh(command: "up" | "down", env: Record<string, string>): Promise<string> {
+  const { stdout } = await runFile(KAFKA_SH, [command], {
+    env: { ...process.env, ...env },
+    timeout: command === "up" ? UP_TIMEOUT_MS : DOWN_TIMEOUT_MS,
   });
-  return stdout.trim().split("\n").at(-1)!;
+  return stdout.trim().split("\n").at(-1) ?? "";
 }
 
-export async function stopLocalBroker(port = 9092): Promise<void> {
-  await run(join(packageRoot, "deploy/kafka-local/kafka.sh"), ["down"], {
-    env: { ...process.env, KAFKA_PORT: String(port) },
-    timeout: 120_000,
-  });
+/** Whether a Kafka broker answers a metadata request at `address`. */
+async function kafkaAnswers(address: string): Promise<boolean> {
+  const probe = join(packageRoot, "scripts/kafka-ready.mjs");
+  const r = await runToExit(process.execPath, [probe, address], { timeout: 30_000 }).catch(() => undefined);
+  return r?.status === 0;
+}
+
+async function localBroker(): Promise<TestBroker> {
+  const address = `127.0.0.1:${LOCAL_PORT}`;
+  const reused = {
+    brokers: [address],
+    source: "local" as const,
+    describe: `the Kafka answering at ${address}`,
+  };
+  if (await kafkaAnswers(address)) return reused;
+  try {
+    const started = await kafkaSh("up", { KAFKA_PORT: String(LOCAL_PORT) });
+    return {
+      brokers: [started],
+      source: "local",
+      describe: `local broker (deploy/kafka-local) at ${started}`,
+    };
+  } catch (err) {
+    // Another checkout may have started one there in the meantime.
+    if (await kafkaAnswers(address)) return reused;
+    throw err;
+  }
+}
+
+/** A broker a test may stop and start again; the TestBroker fields stay valid across restarts. */
+export interface PrivateBroker extends TestBroker {
+  /** Stops the broker and keeps its data, as an outage would. */
+  stop(): Promise<void>;
+  /** Starts it again: same ports, same data. */
+  start(): Promise<void>;
+  /** Stops it and deletes its data. */
+  remove(): Promise<void>;
+}
+
+/**
+ * A deploy/kafka-local broker of the calling test's own, on free client and
+ * controller ports. Its state lives under .kafka-local/<port>/ like any other
+ * kafka.sh broker, so `make kafka-down-all` also stops one a killed run left
+ * behind. Should another process take a port between the check and the start,
+ * kafka.sh refuses it and other ports are tried.
+ */
+export async function startPrivateBroker(): Promise<PrivateBroker> {
+  for (let attempt = 1; ; attempt++) {
+    const [port, controllerPort] = await freePorts(2);
+    const env = { KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(controllerPort) };
+    const stateDir = join(packageRoot, ".kafka-local", String(port));
+    let address: string;
+    try {
+      address = await kafkaSh("up", env);
+    } catch (err) {
+      rmSync(stateDir, { recursive: true, force: true });
+      if (attempt < 3 && err instanceof ChildExitError && /is taken by another process/.test(err.stderr))
+        continue;
+      throw err;
+    }
+    return {
+      brokers: [address],
+      source: "local",
+      describe: `private broker at ${address}`,
+      stop: async () => {
+        await kafkaSh("down", env);
+      },
+      start: async () => {
+        await kafkaSh("up", env);
+      },
+      remove: async () => {
+        await kafkaSh("down", env);
+        rmSync(stateDir, { recursive: true, force: true });
+      },
+    };
+  }
 }
 
 function containerRuntimeAnswers(): Promise<boolean> {

@@ -17,6 +17,9 @@ export interface ConsumerProcess {
   exited: Promise<number | string>;
 }
 
+/** How long the consumer may take to start serving HTTP before the test gives up on it. */
+const LISTEN_TIMEOUT_MS = 60_000;
+
 export async function startConsumerProcess(
   args: string[],
   env: NodeJS.ProcessEnv = {},
@@ -58,7 +61,19 @@ export async function startConsumerProcess(
       ),
     );
   });
-  const p = await port;
+  // A consumer that neither listens nor exits would otherwise hold the test until its own timeout.
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(
+          `consume did not listen within ${LISTEN_TIMEOUT_MS / 1000} s and was killed:\n${logs.map((l) => JSON.stringify(l)).join("\n")}`,
+        ),
+      );
+    }, LISTEN_TIMEOUT_MS);
+  });
+  const p = await Promise.race([port, deadline]).finally(() => clearTimeout(timer));
   return { child, baseUrl: `http://127.0.0.1:${p}`, logs, exited };
 }
 

@@ -1,13 +1,12 @@
 /** Helpers the deployment tests share: reading repository files and PromQL names. */
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { METRICS } from "../../deploy/metrics-contract.js";
 import { RECORDED } from "../../deploy/prometheus/rules.js";
 import { packageRoot } from "../../src/paths.js";
 
-export const run = promisify(execFile);
+/** promtool, amtool and kustomize, each with a deadline. */
+export { runFile as run } from "./child.js";
 
 export function repoFile(path: string): string {
   return readFileSync(join(packageRoot, path), "utf8");

@@ -5,7 +5,7 @@
  * own port and temporary data directory and is stopped by the test that
  * started it.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,15 +15,19 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parse, stringify } from "yaml";
 import { PRODUCTION_TIMINGS, type RuleTimings, renderRulesYaml } from "../../deploy/prometheus/rules.js";
 import { packageRoot } from "../../src/paths.js";
+import { runSync } from "./child.js";
 
 /**
  * The shipped rules with test-sized durations: evaluation every second, short
- * `for:` and rising windows. Expressions and thresholds are unchanged.
+ * `for:`. Expressions and thresholds are unchanged. The rising window spans
+ * over a hundred evaluations, so a layer whose ratio jumped stays "rising" long
+ * enough for `for:` to pass even when a busy machine delays or drops scrapes
+ * (a dropped scrape marks the series stale and restarts `for:`).
  */
 export const FAST_TIMINGS: RuleTimings = {
   ...PRODUCTION_TIMINGS,
   interval: "1s",
-  risingWindow: "30s",
+  risingWindow: "2m",
   for: {
     layerDying: "3s",
     layerDead: "3s",
@@ -40,8 +44,7 @@ export const FAST_TIMINGS: RuleTimings = {
  * promtool printed (its lint findings when the status is not 0).
  */
 export function promtoolCheckMetrics(text: string): { status: number; output: string } {
-  const result = spawnSync(which(["promtool"]), ["check", "metrics"], { input: text, encoding: "utf8" });
-  if (result.error) throw result.error;
+  const result = runSync(which(["promtool"]), ["check", "metrics"], { input: text });
   return { status: result.status ?? -1, output: `${result.stdout}${result.stderr}` };
 }
 
@@ -60,11 +63,8 @@ export class ProcessStartError extends Error {
 
 function which(candidates: string[]): string {
   for (const c of candidates) {
-    try {
-      return execFileSync("sh", ["-c", `command -v ${c}`], { encoding: "utf8" }).trim();
-    } catch {
-      // not on PATH: try the next name
-    }
+    const found = runSync("sh", ["-c", `command -v ${c}`]);
+    if (found.status === 0) return found.stdout.trim();
   }
   throw new ProcessStartError(
     candidates[0]!,
@@ -335,7 +335,8 @@ export function prometheusConfigForTest(opts: {
   alertmanager?: string;
 }): Record<string, unknown> {
   return {
-    global: { scrape_interval: "1s", evaluation_interval: "1s", scrape_timeout: "900ms" },
+    // The timeout as long as the interval allows: a slow answer on a busy machine is not a failed scrape.
+    global: { scrape_interval: "1s", evaluation_interval: "1s", scrape_timeout: "1s" },
     rule_files: opts.ruleFiles,
     scrape_configs: [{ job_name: "reluwatch", static_configs: [{ targets: opts.targets }] }],
     ...(opts.alertmanager

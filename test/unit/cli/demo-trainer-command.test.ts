@@ -1,17 +1,9 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { packageRoot } from "../../../src/paths.js";
-
-function cli(args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: packageRoot,
-    encoding: "utf8",
-  });
-}
+import { cliSync as cli } from "../../support/child.js";
 
 test("reluwatch demo-trainer writes JSON-lines snapshots and the ground truth", () => {
   const dir = mkdtempSync(join(tmpdir(), "reluwatch-demo-"));

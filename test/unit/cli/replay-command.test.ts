@@ -4,7 +4,6 @@
  * same snapshots run through a Detector in this process.
  */
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { encodeTransition, writeSnapshotContainer } from "../../../src/codec/index.js";
 import type { ActivationSnapshot, DetectorConfig, UnitTransition } from "../../../src/core/index.js";
 import { packageRoot } from "../../../src/paths.js";
+import { cliSync as cli, cliArgs, cli as cliAsync, runSync } from "../../support/child.js";
 import { referenceDetector, scenarioSnapshots } from "../../support/fleet.js";
 import { parseExposition, sumOf } from "../../support/metrics.js";
 
@@ -22,25 +22,6 @@ const SCHEMA_FIELDS = (
 ).fields.map((f) => f.name);
 
 const STATES = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"] as const;
-
-function cli(args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: packageRoot,
-    encoding: "utf8",
-  });
-}
-
-/** The same, without blocking: independent failure cases run side by side. */
-function cliAsync(args: string[]): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", ...args],
-      { cwd: packageRoot, encoding: "utf8" },
-      (err, _stdout, stderr) => resolve({ status: err ? (err.code as number) : 0, stderr }),
-    );
-  });
-}
 
 function readEvents(path: string): UnitTransition[] {
   return readFileSync(path, "utf8")
@@ -195,10 +176,10 @@ describe("reluwatch replay", () => {
 
   test("draws a progress bar on a terminal", () => {
     // script(1) gives the child a pseudo-terminal, so its stderr is a TTY.
-    const command = [process.execPath, "--import", "tsx", "src/cli/main.ts", "replay", file]
+    const command = [process.execPath, ...cliArgs(["replay", file])]
       .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
       .join(" ");
-    const r = spawnSync("script", ["-qefc", command, "/dev/null"], { cwd: packageRoot, encoding: "utf8" });
+    const r = runSync("script", ["-qefc", command, "/dev/null"], { cwd: packageRoot });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /replay \[[=-]+\] 1\/1 files \| \d+ snapshots/);
     assert.match(r.stdout, new RegExp(`replayed ${snapshots.length} snapshots`));

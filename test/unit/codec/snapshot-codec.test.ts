@@ -18,6 +18,7 @@ import {
 import { snapshotToAvro } from "../../../src/codec/snapshot-codec.js";
 import { float32FromLE, uint32FromLE } from "../../../src/codec/typed-bytes.js";
 import type { ActivationSnapshot } from "../../../src/core/snapshot.js";
+import { propertyParams } from "../../support/property.js";
 import { countsSnapshot, plain, rawSnapshot } from "./fixtures.js";
 
 /** Encodes without validating: what a buggy trainer in another language could send. */
@@ -237,7 +238,7 @@ test("random corruption of a valid message yields a snapshot or a CodecError, ne
         }
       },
     ),
-    { numRuns: 500, seed: 42 },
+    propertyParams({ numRuns: 500 }),
   );
 });
 

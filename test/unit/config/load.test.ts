@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { promisify } from "node:util";
 import { ConfigError, envOf, flagOf, loadSettings, OPTION_SPECS } from "../../../src/config/index.js";
 import { renderSettingsReference } from "../../../src/config/reference.js";
 import { packageRoot } from "../../../src/paths.js";
+import { cli } from "../../support/child.js";
 
 const ALL = ["kafka", "service", "detector", "limits"] as const;
 const load = (flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) =>
@@ -120,23 +119,11 @@ describe("settings", () => {
 });
 
 describe("the CLI", () => {
-  const run = promisify(execFile);
   test("a bad setting exits 2 with one line that names it", async () => {
-    await assert.rejects(
-      run(
-        "node",
-        ["--import", "tsx", join(packageRoot, "src/cli/main.ts"), "consume", "--window-steps", "abc"],
-        {
-          cwd: packageRoot,
-        },
-      ),
-      (err: { code: number; stderr: string }) => {
-        assert.equal(err.code, 2);
-        const lines = err.stderr.trim().split("\n");
-        assert.equal(lines.length, 1, err.stderr);
-        assert.match(lines[0]!, /^reluwatch: invalid setting --window-steps: must be a number, got "abc"$/);
-        return true;
-      },
-    );
+    const r = await cli(["consume", "--window-steps", "abc"]);
+    assert.equal(r.status, 2, r.stderr);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, /^reluwatch: invalid setting --window-steps: must be a number, got "abc"$/);
   });
 });

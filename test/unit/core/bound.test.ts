@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { deadBound, samplesNeeded } from "../../../src/core/index.js";
+import { propertyParams } from "../../support/property.js";
 
 test("n_min is 6905 for alpha = dead_rate = 0.001", () => {
   assert.equal(samplesNeeded(0.001, 0.001), 6905);
@@ -31,5 +32,6 @@ test("samplesNeeded is the smallest n whose bound is below the rate", () => {
         return deadBound(n, alpha) < rate && (n === 1 || deadBound(n - 1, alpha) >= rate);
       },
     ),
+    propertyParams(),
   );
 });

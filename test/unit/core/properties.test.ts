@@ -16,6 +16,7 @@ import {
   type LayerSummary,
   type UnitTransition,
 } from "../../../src/core/index.js";
+import { propertyParams } from "../../support/property.js";
 import { binomial, counts, rng } from "./helpers.js";
 
 const CONFIG: Partial<DetectorConfig> = {
@@ -128,7 +129,7 @@ test("the interleaving of ranks' snapshots within a bucket changes no state or c
       assert.deepEqual(observe(shuffled), observe(canonical));
       assert.deepEqual(sortTransitions(shuffledTs), sortTransitions(canonicalTs));
     }),
-    { numRuns: 150 },
+    propertyParams({ numRuns: 150 }),
   );
 });
 
@@ -165,7 +166,7 @@ test("redelivered snapshots change nothing but the duplicate and late counters",
         assert.equal(s.duplicates_total + s.late_total, redeliveries.length);
       },
     ),
-    { numRuns: 150 },
+    propertyParams({ numRuns: 150 }),
   );
 });
 
@@ -199,6 +200,6 @@ test("window expiry equals recomputing the window from the retained snapshots", 
         units.map((u) => [u.fires, u.samples, u.firing_rate]),
       );
     }),
-    { numRuns: 200 },
+    propertyParams({ numRuns: 200 }),
   );
 });

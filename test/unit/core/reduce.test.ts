@@ -3,6 +3,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { decodeBfloat16, decodeFloat16, reduceRaw, SnapshotShapeError } from "../../../src/core/index.js";
 import { reducePortable } from "../../../src/core/reduce.js";
+import { propertyParams } from "../../support/property.js";
 
 test("float16 bit patterns decode to their values", () => {
   const cases: Array<[number, number]> = [
@@ -125,7 +126,7 @@ test("the SIMD kernel and the portable loop agree with a scalar reference on any
         }
       }
     }),
-    { numRuns: 300 },
+    propertyParams({ numRuns: 300 }),
   );
 });
 

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { encodeSnapshot } from "../../../src/codec/index.js";
 import { countsFromActivations, mergeCounts } from "../../../src/publisher/firing-counts.js";
+import { propertyParams } from "../../support/property.js";
 
 test("fires count positive activations per unit; zero, negative and NaN do not fire", () => {
   // 3 samples × 4 units
@@ -60,7 +61,7 @@ test("property: counts match a per-unit recount, never exceed samples, and encod
         assert.ok(buf.length > 10);
       },
     ),
-    { numRuns: 100, seed: 7 },
+    propertyParams({ numRuns: 100 }),
   );
 });
 

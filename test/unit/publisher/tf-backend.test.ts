@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { packageRoot } from "../../../src/paths.js";
 import { loadTf } from "../../../src/publisher/tf-backend.js";
+import { runSync } from "../../support/child.js";
 
 const script = `
 import { loadTf } from "./src/publisher/tf-backend.ts";
@@ -14,12 +14,12 @@ try {
 
 /** loadTf caches its choice per process, so each forced choice runs in a fresh one. */
 function loadIn(env: Record<string, string>): { log: string; result: Record<string, unknown> } {
-  const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+  const r = runSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
     cwd: packageRoot,
     env: { ...process.env, ...env },
-    encoding: "utf8",
   });
-  const lines = out.trim().split("\n");
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
   return { log: lines.slice(0, -1).join("\n"), result: JSON.parse(lines.at(-1)!) };
 }
 
