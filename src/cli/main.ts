@@ -9,6 +9,7 @@ import { registerBackendCommand } from "./backend-command.js";
 import { registerConsumeCommand } from "./consume-command.js";
 import { registerDemoCommand } from "./demo-command.js";
 import { registerDemoTrainerCommand } from "./demo-trainer-command.js";
+import { exitOnFatal } from "./fatal.js";
 import { registerRecordCommand } from "./record-command.js";
 import { registerReplayCommand } from "./replay-command.js";
 import { registerSimulateCommand } from "./simulate-command.js";
@@ -30,4 +31,22 @@ export function buildProgram(): Command {
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+// kafkajs 2.2 arms its request-queue timer with a negative delay when nothing is throttled (Node runs
+// it after 1 ms, as intended); since Node 23 each of those prints a three-line warning among the logs.
+const nodeWarnings = process.listeners("warning");
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  if (warning.name === "TimeoutNegativeWarning") return;
+  for (const listener of nodeWarnings) listener(warning);
+});
+
+const program = buildProgram();
+let running = program.name();
+program.hook("preAction", (_program, action) => {
+  running = action.name();
+});
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  exitOnFatal(running, err);
+}

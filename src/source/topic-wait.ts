@@ -69,6 +69,9 @@ export async function waitForTopic(settings: KafkaSettings, opts: TopicWaitOptio
         cause: condition,
       });
     }
+    // The last pause ends at the deadline, so giving up happens on time after one more attempt.
+    const pause =
+      opts.timeoutMs === undefined ? backoff : Math.min(backoff, Math.max(0, opts.timeoutMs - waited));
     const reason = waitingReason(condition, settings.brokers, opts.topic);
     opts.onWaiting?.(reason);
     if (condition.code !== lastCode || Date.now() - lastLogged >= relogMs) {
@@ -79,14 +82,14 @@ export async function waitForTopic(settings: KafkaSettings, opts: TopicWaitOptio
           topic: opts.topic,
           brokers: settings.brokers,
           attempt,
-          retry_in_ms: backoff,
+          retry_in_ms: pause,
         },
         reason,
       );
       lastCode = condition.code;
       lastLogged = Date.now();
     }
-    await sleep(backoff, undefined, { signal: opts.signal });
+    await sleep(pause, undefined, { signal: opts.signal });
     backoff = Math.min(maxBackoffMs, backoff * 2);
   }
 }
