@@ -39,7 +39,9 @@ export const TOPIC_WAIT_DEFAULTS = { initialBackoffMs: 500, maxBackoffMs: 10_000
 
 /** Resolves once the brokers answer and the topic (if any) is ready; rejects with a KafkaError otherwise. */
 export async function waitForTopic(settings: KafkaSettings, opts: TopicWaitOptions): Promise<void> {
-  const { initialBackoffMs, maxBackoffMs, relogMs } = { ...TOPIC_WAIT_DEFAULTS, ...definedOf(opts) };
+  const initialBackoffMs = opts.initialBackoffMs ?? TOPIC_WAIT_DEFAULTS.initialBackoffMs;
+  const maxBackoffMs = opts.maxBackoffMs ?? TOPIC_WAIT_DEFAULTS.maxBackoffMs;
+  const relogMs = opts.relogMs ?? TOPIC_WAIT_DEFAULTS.relogMs;
   const ctx = { brokers: settings.brokers, topic: opts.topic };
   const kafka = new Kafka({
     ...kafkaConfigFrom(settings),
@@ -119,8 +121,4 @@ function waitingReason(condition: KafkaError, brokers: readonly string[], topic:
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
-}
-
-function definedOf<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
