@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { addOptionFlags, loadSettingsOrExit } from "../config/index.js";
 import { createLogger } from "../log.js";
 import { startConsumerService } from "../service/consumer-service.js";
+import { kafkaErrorOf } from "../source/kafka-errors.js";
+import { CommandError, exitOnFatal } from "./fatal.js";
 
 /** Time a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -16,7 +18,16 @@ export function registerConsumeCommand(program: Command): void {
   command.action(async (opts: Record<string, unknown>) => {
     const settings = loadSettingsOrExit(opts, ["kafka", "service", "detector", "limits"]);
     const log = createLogger("consume", settings.log_level);
-    const service = await startConsumerService(settings, log);
+    const service = await startConsumerService(settings, log).catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "EADDRINUSE" && code !== "EADDRNOTAVAIL" && code !== "EACCES") throw err;
+      return exitOnFatal(
+        "consume",
+        new CommandError(
+          `cannot serve HTTP on ${settings.metrics_host}:${settings.metrics_port} (${code}); choose another --metrics-port or --metrics-host`,
+        ),
+      );
+    });
     const shutdown = (signal: string, exitCode = 0) => {
       log.info({ event: "signal", signal }, "shutting down");
       const deadline = setTimeout(() => {
@@ -36,8 +47,14 @@ export function registerConsumeCommand(program: Command): void {
       );
     };
     // A consumer that stopped for good leaves nothing to serve: exit non-zero so it is restarted.
+    // The log line is the one line that says what to fix: the Kafka condition's code and message.
     service.failed.then((err) => {
-      log.fatal({ event: "consumer_failed", error: String(err) }, "consuming stopped; exiting");
+      // No topic in context: past the start, the error may concern the events or dead-letter topic.
+      const kafka = kafkaErrorOf(err, { brokers: settings.kafka.brokers, group: settings.group });
+      log.fatal(
+        { event: "consumer_failed", code: kafka?.code, error: kafka?.message ?? String(err) },
+        `consuming stopped; exiting: ${kafka?.message ?? String(err)}`,
+      );
       shutdown("consumer_failed", 1);
     });
     process.once("SIGTERM", () => shutdown("SIGTERM"));

@@ -6,6 +6,7 @@ import { runLiveDemo, runTrainerOnly } from "../demo/live-demo.js";
 import { DEFAULT_TRAINER_OPTIONS as D, type DemoTrainerOptions } from "../demo/trainer.js";
 import { createLogger } from "../log.js";
 import { int, num, share, stepOrNone } from "./arg-parsers.js";
+import { exitOnFatal, fatalLine } from "./fatal.js";
 
 const GROUPS = ["kafka", "service", "detector", "limits"] as const;
 
@@ -152,6 +153,8 @@ export function registerDemoCommand(program: Command): void {
       print("(the local one started by `make demo` stops with `make kafka-down`)");
       process.exit(result.exitCode);
     } catch (err) {
+      if (fatalLine("demo", err, { brokers: settings.kafka.brokers }))
+        exitOnFatal("demo", err, { brokers: settings.kafka.brokers });
       if (err instanceof Error && err.name !== "Error") cmd.error(`error: ${err.name}: ${err.message}`);
       throw err;
     }

@@ -10,6 +10,7 @@ import { registerBackendCommand } from "./backend-command.js";
 import { registerConsumeCommand } from "./consume-command.js";
 import { registerDemoCommand } from "./demo-command.js";
 import { registerDemoTrainerCommand } from "./demo-trainer-command.js";
+import { exitOnFatal } from "./fatal.js";
 import { registerRecordCommand } from "./record-command.js";
 import { registerReplayCommand } from "./replay-command.js";
 import { registerSimulateCommand } from "./simulate-command.js";
@@ -31,4 +32,13 @@ export function buildProgram(): Command {
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+const program = buildProgram();
+let running = program.name();
+program.hook("preAction", (_program, action) => {
+  running = action.name();
+});
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  exitOnFatal(running, err);
+}

@@ -2,7 +2,9 @@
  * `reluwatch record`: copies a topic's snapshots (all of them, or an offset or
  * time range) into an Avro container file, for a bug report or offline replay.
  * It records what the topic holds when it starts: each partition up to its
- * high watermark at that moment, so it always ends.
+ * high watermark at that moment, so it always ends. A broker that is still
+ * starting or a topic not created yet is waited for, but only for a while
+ * (`--wait-ms`): a one-shot command that hangs helps nobody.
  */
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
@@ -12,6 +14,8 @@ import { CodecError, decodeSnapshot, writeSnapshotContainer } from "../codec/ind
 import type { ActivationSnapshot } from "../core/snapshot.js";
 import { createLogger } from "../log.js";
 import { registerZstdCodec } from "../source/kafka-zstd.js";
+import { waitForTopic } from "../source/topic-wait.js";
+import { exitOnFatal } from "./fatal.js";
 import { type Progress, progressBar } from "./progress.js";
 
 const { Kafka, logLevel } = kafkajs;
@@ -32,6 +36,8 @@ export interface RecordOptions {
   max?: number;
   /** Fail on the first message that does not decode, instead of skipping it. */
   strict?: boolean;
+  /** How long to wait for the brokers and the topic before giving up; 0 tries once. */
+  waitMs?: number;
   progress?: Progress;
 }
 
@@ -90,9 +96,16 @@ class Channel<T> {
   }
 }
 
+/** Default of `--wait-ms`: long enough for a broker restart, short enough for a command run by hand. */
+export const RECORD_WAIT_MS = 30_000;
+
 export async function recordTopic(opts: RecordOptions): Promise<RecordSummary> {
   const log = createLogger("record");
   registerZstdCodec();
+  await waitForTopic(
+    { brokers: opts.brokers, client_id: "reluwatch-record", ssl: false, ssl_reject_unauthorized: true },
+    { topic: opts.topic, timeoutMs: opts.waitMs ?? RECORD_WAIT_MS, log },
+  );
   const kafka = new Kafka({
     clientId: "reluwatch-record",
     brokers: opts.brokers,
@@ -210,6 +223,12 @@ function offsetArg(v: string): number {
   return n;
 }
 
+function millisArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("must be milliseconds >= 0");
+  return n;
+}
+
 /** ISO 8601 or milliseconds since the epoch. */
 export function timeArg(v: string): number {
   const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
@@ -235,15 +254,22 @@ export function registerRecordCommand(program: Command): void {
     .option("--until <time>", "only messages with a Kafka timestamp before this (ISO or epoch ms)", timeArg)
     .option("--max <n>", "stop after this many snapshots", offsetArg)
     .option("--strict", "fail on a message that is not a valid snapshot instead of skipping it")
+    .option(
+      "--wait-ms <ms>",
+      "how long to wait for the brokers and the topic before giving up (0: try once)",
+      millisArg,
+      RECORD_WAIT_MS,
+    )
     .action(async (flags: Omit<RecordOptions, "brokers"> & { brokers: string }) => {
+      const brokers = flags.brokers
+        .split(",")
+        .map((b) => b.trim())
+        .filter(Boolean);
       const summary = await recordTopic({
         ...flags,
-        brokers: flags.brokers
-          .split(",")
-          .map((b) => b.trim())
-          .filter(Boolean),
+        brokers,
         progress: progressBar("record", undefined),
-      });
+      }).catch((err: unknown) => exitOnFatal("record", err, { brokers, topic: flags.topic }));
       process.stderr.write(`${JSON.stringify(summary)}\n`);
     });
 }

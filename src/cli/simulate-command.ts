@@ -23,6 +23,7 @@ import {
   ScenarioError,
   type StaleRank,
 } from "../sim/index.js";
+import { CommandError, exitOnFatal } from "./fatal.js";
 import { type Progress, progressBar } from "./progress.js";
 
 export interface SimulateOptions {
@@ -66,10 +67,13 @@ export async function runSimulate(opts: SimulateOptions): Promise<SimulateSummar
   const sc = opts.scenario;
   const toKafka = opts.brokers !== undefined && opts.brokers.length > 0;
   if (!opts.out && !toKafka && !opts.truth)
-    throw new Error("give --out FILE, --brokers with --topic, or --truth FILE");
-  if (toKafka && !opts.topic) throw new Error("--brokers needs --topic");
+    throw new CommandError("give --out FILE, --brokers with --topic, or --truth FILE", 2);
+  if (toKafka && !opts.topic) throw new CommandError("--brokers needs --topic", 2);
   if (opts.out && toKafka)
-    throw new Error("give either --out or --brokers, not both (run twice with the same seed instead)");
+    throw new CommandError(
+      "give either --out or --brokers, not both (run twice with the same seed instead)",
+      2,
+    );
   const summary: SimulateSummary = { scenario: sc.name, seed: sc.seed, snapshots: 0 };
   if (opts.truth) {
     await writeFile(opts.truth, `${JSON.stringify(fleetTruth(sc))}\n`);
@@ -108,8 +112,8 @@ export async function runSimulate(opts: SimulateOptions): Promise<SimulateSummar
       summary.kafka = await publisher.close({ timeout_ms: 120_000 });
     }
     if (summary.kafka.dropped + summary.kafka.failed > 0) {
-      throw new Error(
-        `only ${summary.kafka.sent} of ${summary.snapshots} snapshots reached Kafka: ${JSON.stringify(summary.kafka)}`,
+      throw new CommandError(
+        `only ${summary.kafka.sent} of ${summary.snapshots} snapshots reached Kafka at ${opts.brokers!.join(",")} (topic ${opts.topic}): ${JSON.stringify(summary.kafka)}`,
       );
     }
   }
@@ -273,19 +277,22 @@ export function registerSimulateCommand(program: Command): void {
         throw err;
       }
       const progress = progressBar("simulate", fleetSize(scenario));
+      const brokers = flags.brokers
+        ?.split(",")
+        .map((b) => b.trim())
+        .filter(Boolean);
       const summary = await runSimulate({
         scenario,
         out: flags.out,
         truth: flags.truth,
-        brokers: flags.brokers
-          ?.split(",")
-          .map((b) => b.trim())
-          .filter(Boolean),
+        brokers,
         topic: flags.topic,
         rate: flags.rate,
         compression: flags.compression,
         progress,
-      });
+      }).catch((err: unknown) =>
+        exitOnFatal("simulate", err, { brokers: brokers ?? [], topic: flags.topic }),
+      );
       process.stderr.write(`${JSON.stringify(summary)}\n`);
     });
 }

@@ -16,6 +16,7 @@ import { SnapshotPublisher } from "../publisher/snapshot-publisher.js";
 import { loadTf } from "../publisher/tf-backend.js";
 import { type ConsumerService, startConsumerService } from "../service/consumer-service.js";
 import { createKafka, kafkaConfigFrom } from "../source/kafka-client.js";
+import { waitForTopic } from "../source/topic-wait.js";
 import { type DemoRunResult, runDemo } from "./ranks.js";
 import { FanOutSink } from "./sinks.js";
 import { type DemoTrainerOptions, resolveTrainerOptions } from "./trainer.js";
@@ -153,10 +154,7 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
   const { settings: s, print, log } = opts;
   const o = resolveTrainerOptions({ ...opts.trainer, rank: 0 });
   const kafka = createKafka(s.kafka, log);
-  const admin = kafka.admin();
-  await admin.connect().catch((err: unknown) => {
-    throw new LiveDemoError(`cannot reach Kafka at ${s.kafka.brokers.join(",")}: ${String(err)}`);
-  });
+  const admin = await connectAdmin(kafka, s, log, print);
   let service: ConsumerService | undefined;
   let printer: EventPrinter | undefined;
   let publisher: SnapshotPublisher | undefined;
@@ -170,6 +168,7 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
     // One rank trains in this process, which needs its tfjs backend picked; ranks in child processes pick their own.
     if (o.ranks === 1) await loadTf((m) => print(`  ${m}`));
     service = await startConsumerService(s, log);
+    await service.started;
     const svc = service;
     await waitUntil(
       "the consumer to join its group",
@@ -263,6 +262,35 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
   }
 }
 
+/** How long the demo waits for a broker that does not answer (one still starting) before it gives up. */
+const DEMO_CONNECT_WAIT_MS = 30_000;
+
+/**
+ * The admin client, once the brokers answer. A broker that is down fails
+ * the demo after DEMO_CONNECT_WAIT_MS with a KafkaError, not after kafkajs's
+ * own retries, which take over a minute and log each attempt.
+ */
+async function connectAdmin(
+  kafka: Kafka,
+  s: Settings,
+  log: Logger,
+  print: (line: string) => void,
+): Promise<Admin> {
+  let told = false;
+  await waitForTopic(s.kafka, {
+    timeoutMs: DEMO_CONNECT_WAIT_MS,
+    log,
+    // The demo's log shows errors only; say once why nothing happens yet.
+    onWaiting: (reason) => {
+      if (reason && !told) print(`${reason} (for up to ${DEMO_CONNECT_WAIT_MS / 1000} s)`);
+      told ||= reason !== undefined;
+    },
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  return admin;
+}
+
 /** `demo --trainer-only`: the trainer alone, publishing to the configured broker and topic. */
 export async function runTrainerOnly(
   settings: Settings,
@@ -271,8 +299,7 @@ export async function runTrainerOnly(
   log: Logger,
 ): Promise<void> {
   const kafka = createKafka(settings.kafka, log);
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = await connectAdmin(kafka, settings, log, print);
   try {
     await createDemoTopics(admin, settings);
     if (resolveTrainerOptions(trainer).ranks === 1) await loadTf(print);

@@ -2,6 +2,11 @@
  * `reluwatch consume` assembled: Kafka source → codec → detector → Prometheus,
  * transition events, dead letters and the HTTP API. Started and stopped as one
  * unit, in-process (tests) or from the CLI (signals).
+ *
+ * The HTTP side comes up first and the Kafka side follows in the background:
+ * the service is usually started before the trainer has created its topic, or
+ * while the brokers are still starting, and waits for both (with /readyz
+ * saying what it waits for) rather than failing.
  */
 import type { AddressInfo } from "node:net";
 import type { Settings } from "../config/load.js";
@@ -11,7 +16,9 @@ import { HttpServer } from "../sink/http-server.js";
 import { KafkaSinks } from "../sink/kafka-sinks.js";
 import { Exporter } from "../sink/prometheus.js";
 import { createKafka } from "../source/kafka-client.js";
+import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
+import { waitForTopic } from "../source/topic-wait.js";
 import { REJECT_REASONS, SnapshotProcessor } from "./snapshot-processor.js";
 import { Telemetry } from "./telemetry.js";
 
@@ -20,7 +27,17 @@ export interface ConsumerService {
   detector: Detector;
   exporter: Exporter;
   notReadyReason(): string | undefined;
-  /** Resolves when consuming stopped for good (an error kafkajs does not retry); exit non-zero then. */
+  /**
+   * Resolves once the topic exists and the consumer is subscribed (group
+   * membership and restores follow: see notReadyReason); rejects, like
+   * `failed` resolves, when starting failed for good.
+   */
+  started: Promise<void>;
+  /**
+   * Resolves when consuming stopped for good: a Kafka condition waiting does
+   * not fix (refused credentials, no ACL) or an error kafkajs does not retry.
+   * Exit non-zero then. Expected broker conditions arrive as a KafkaError.
+   */
   failed: Promise<Error>;
   /** Graceful: stop fetching, finish and commit the batch in hand, flush producers, close HTTP. */
   stop(): Promise<void>;
@@ -49,13 +66,16 @@ export async function startConsumerService(
     sinks,
     telemetry,
   );
+  const brokers = settings.kafka.brokers;
+  /** What the Kafka side still waits for before it can join the group; undefined once subscribed. */
+  let waiting: string | undefined = `connecting to Kafka at ${brokers.join(",")}`;
   const http = new HttpServer({
     host: settings.metrics_host,
     port: settings.metrics_port,
     api: detector,
     metrics: () => exporter.metrics(),
     metricsContentType: exporter.contentType,
-    notReadyReason: () => source.notReadyReason(),
+    notReadyReason: () => waiting ?? source.notReadyReason(),
   });
 
   const address = await http.start();
@@ -63,16 +83,37 @@ export async function startConsumerService(
     { event: "http_listening", host: address.address, port: address.port },
     "serving /metrics, /healthz, /readyz, /api",
   );
-  await sinks.connect();
-  await source.start();
-  const punctuator = setInterval(
-    () => processor.punctuate(Date.now(), settings.run_idle_timeout_ms),
-    PUNCTUATE_INTERVAL_MS,
-  );
-  punctuator.unref();
-  log.info(
-    { event: "consuming", topic: settings.topic, group: settings.group, brokers: settings.kafka.brokers },
-    "consuming snapshots",
+  const abort = new AbortController();
+  let punctuator: NodeJS.Timeout | undefined;
+  const started = (async () => {
+    await waitForTopic(settings.kafka, {
+      topic: settings.topic,
+      signal: abort.signal,
+      log,
+      onWaiting: (reason) => {
+        waiting = reason;
+      },
+    });
+    waiting = undefined;
+    await sinks.connect();
+    await source.start();
+    punctuator = setInterval(
+      () => processor.punctuate(Date.now(), settings.run_idle_timeout_ms),
+      PUNCTUATE_INTERVAL_MS,
+    );
+    punctuator.unref();
+    log.info(
+      { event: "consuming", topic: settings.topic, group: settings.group, brokers },
+      "consuming snapshots",
+    );
+  })().catch((err: unknown) => {
+    // No topic in context: the wait covered the snapshot topic; what fails after it may be another one.
+    throw kafkaErrorOf(err, { brokers, group: settings.group }) ?? err;
+  });
+  started.catch(() => undefined); // reported through `failed`; a caller need not await `started`
+  const startFailed = started.then(
+    () => new Promise<Error>(() => {}),
+    (err: unknown) => (abort.signal.aborted ? new Promise<Error>(() => {}) : (err as Error)),
   );
 
   let stopping: Promise<void> | undefined;
@@ -80,10 +121,13 @@ export async function startConsumerService(
     address,
     detector,
     exporter,
-    notReadyReason: () => source.notReadyReason(),
-    failed: source.failed,
+    notReadyReason: () => waiting ?? source.notReadyReason(),
+    started,
+    failed: Promise.race([source.failed, startFailed]),
     stop() {
       stopping ??= (async () => {
+        abort.abort();
+        await started.catch(() => undefined);
         clearInterval(punctuator);
         await source.stop();
         await sinks.disconnect();

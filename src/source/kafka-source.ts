@@ -104,7 +104,7 @@ export class KafkaSnapshotSource {
   notReadyReason(): string | undefined {
     if (this.fatal) return `consumer stopped: ${this.fatal.message}`;
     if (this.stopping) return "shutting down";
-    if (!this.joined) return "not (yet) a member of the consumer group";
+    if (!this.joined) return `joining consumer group ${this.options.group} on topic ${this.options.topic}`;
     if (this.restoring) return "rebuilding windows of newly assigned partitions";
     return undefined;
   }
