@@ -9,12 +9,11 @@ import { after, describe, test } from "node:test";
 import {
   createTopic,
   kafkaClient,
-  startLocalBroker,
-  stopLocalBroker,
+  type PrivateBroker,
+  startPrivateBroker,
   type TestBroker,
   uniqueTopic,
 } from "../support/broker.js";
-import { closedPort } from "../support/cli-process.js";
 import {
   type ConsumerProcess,
   consumerArgs,
@@ -23,17 +22,18 @@ import {
 } from "../support/consumer-process.js";
 import { produceSnapshots, scenarioSnapshots } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
+import { freePort } from "../support/ports.js";
 
 describe("reluwatch consume: the broker comes up after the consumer", () => {
-  let port: number | undefined;
+  let privateBroker: PrivateBroker | undefined;
   let consumer: ConsumerProcess | undefined;
   after(async () => {
     if (consumer && consumer.child.exitCode === null) consumer.child.kill("SIGKILL");
-    if (port !== undefined) await stopLocalBroker(port);
+    await privateBroker?.remove();
   });
 
   test("waits for the broker, then for the topic, then consumes without a restart", async () => {
-    port = await closedPort();
+    const port = await freePort();
     const address = `127.0.0.1:${port}`;
     const topic = uniqueTopic("late-broker");
     consumer = await startConsumerProcess(consumerArgs([address], topic));
@@ -43,12 +43,8 @@ describe("reluwatch consume: the broker comes up after the consumer", () => {
     );
     assert.equal((await fetch(`${c.baseUrl}/readyz`)).status, 503);
 
-    await startLocalBroker(port);
-    const broker: TestBroker = {
-      brokers: [address],
-      source: "local",
-      describe: `private broker at ${address}`,
-    };
+    privateBroker = await startPrivateBroker({ port });
+    const broker: TestBroker = privateBroker;
     await waitFor("the consumer to see the broker and wait for the topic instead", () =>
       c.logs.find((l) => l.event === "waiting_for_kafka" && l.code === "TOPIC_NOT_FOUND"),
     );

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
-import { closedPort, runCli, STACK_FRAME, startCli } from "../support/cli-process.js";
+import { runCli, STACK_FRAME, startCli } from "../support/cli-process.js";
 import {
   type ConsumerProcess,
   consumerArgs,
@@ -20,6 +20,7 @@ import {
 } from "../support/consumer-process.js";
 import { produceSnapshots, scenarioSnapshots } from "../support/fleet.js";
 import { scrape, sumOf } from "../support/metrics.js";
+import { freePort } from "../support/ports.js";
 
 /** No "    at ..." frame anywhere in what the process wrote. */
 function assertNoStackTrace(lines: ReadonlyArray<Record<string, unknown>>): void {
@@ -97,7 +98,7 @@ describe("reluwatch consume: no broker at start", () => {
   });
 
   test("keeps retrying with a log line, /readyz 503 naming the brokers; SIGTERM stops it cleanly", async () => {
-    const address = `127.0.0.1:${await closedPort()}`;
+    const address = `127.0.0.1:${await freePort()}`;
     consumer = await startConsumerProcess(consumerArgs([address], uniqueTopic("no-broker")));
     const c = consumer;
     const lines = await waitFor("a log line saying it waits for Kafka", () => {
@@ -139,7 +140,7 @@ describe("one-shot commands: one line naming what to fix, exit code 1", { concur
   }
 
   test("record, broker unreachable: gives up after --wait-ms, writes no file", async () => {
-    const address = `127.0.0.1:${await closedPort()}`;
+    const address = `127.0.0.1:${await freePort()}`;
     const out = join(dir, "unreachable.avro");
     const r = await runCli([
       "record",
@@ -210,7 +211,7 @@ describe("one-shot commands: one line naming what to fix, exit code 1", { concur
   });
 
   test("simulate --brokers, broker unreachable: fails after the publisher's bounded retries", async () => {
-    const address = `127.0.0.1:${await closedPort()}`;
+    const address = `127.0.0.1:${await freePort()}`;
     const r = await runCli(["simulate", "--brokers", address, "--topic", "t", "--steps", "10"]);
     assertOneLine(
       r,

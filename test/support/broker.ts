@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { packageRoot } from "../../src/paths.js";
 import { ChildExitError, runFile, runToExit } from "./child.js";
-import { freePorts } from "./ports.js";
+import { freePort, freePorts } from "./ports.js";
 
 export type BrokerSource = "env" | "testcontainers" | "local";
 
@@ -110,6 +110,15 @@ export interface PrivateBroker extends TestBroker {
   remove(): Promise<void>;
 }
 
+export interface PrivateBrokerOptions {
+  /** The client port; a free one when not given. */
+  port?: number;
+  /** Writes a properties file for kafka.sh to append (KAFKA_EXTRA_PROPERTIES) once the ports are known; returns its path. */
+  extraProperties?: (port: number, controllerPort: number) => string;
+  /** StorageTool format arguments (KAFKA_FORMAT_ARGS), e.g. SCRAM users. */
+  formatArgs?: string;
+}
+
 /**
  * A deploy/kafka-local broker of the calling test's own, on free client and
  * controller ports. Its state lives under .kafka-local/<port>/ like any other
@@ -117,18 +126,26 @@ export interface PrivateBroker extends TestBroker {
  * behind. Should another process take a port between the check and the start,
  * kafka.sh refuses it and other ports are tried.
  */
-export async function startPrivateBroker(): Promise<PrivateBroker> {
+export async function startPrivateBroker(options: PrivateBrokerOptions = {}): Promise<PrivateBroker> {
   for (let attempt = 1; ; attempt++) {
-    const [port, controllerPort] = await freePorts(2);
-    const env = { KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(controllerPort) };
+    const port = options.port ?? (await freePort());
+    const [controllerPort] = await freePorts(1, [port]);
+    const env: Record<string, string> = {
+      KAFKA_PORT: String(port),
+      KAFKA_CONTROLLER_PORT: String(controllerPort),
+      ...(options.extraProperties
+        ? { KAFKA_EXTRA_PROPERTIES: options.extraProperties(port, controllerPort!) }
+        : {}),
+      ...(options.formatArgs ? { KAFKA_FORMAT_ARGS: options.formatArgs } : {}),
+    };
     const stateDir = join(packageRoot, ".kafka-local", String(port));
     let address: string;
     try {
       address = await kafkaSh("up", env);
     } catch (err) {
       rmSync(stateDir, { recursive: true, force: true });
-      if (attempt < 3 && err instanceof ChildExitError && /is taken by another process/.test(err.stderr))
-        continue;
+      const retry = options.port === undefined && attempt < 3;
+      if (retry && err instanceof ChildExitError && /is taken by another process/.test(err.stderr)) continue;
       throw err;
     }
     return {

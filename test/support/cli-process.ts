@@ -76,15 +76,3 @@ export function splitStderr(stderr: string): Pick<CliResult, "logs" | "text"> {
 
 /** A stack-trace frame as Node prints it ("    at fn (file:line:col)"). */
 export const STACK_FRAME = /^\s+at /m;
-
-/** A TCP port on 127.0.0.1 where nothing listens: taken from the OS, then released. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

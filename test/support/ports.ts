@@ -42,7 +42,7 @@ function bind(port: number): Promise<Server | undefined> {
  * between 20000 and the ephemeral range so that two runs rarely even try the
  * same one. All are held until all are found, so none is handed out twice.
  */
-export async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number, exclude: readonly number[] = []): Promise<number[]> {
   const high = ephemeralLow();
   const held: Server[] = [];
   try {
@@ -52,7 +52,9 @@ export async function freePorts(count: number): Promise<number[]> {
           `found only ${held.length} of ${count} free ports in ${LOWEST}-${high - 1} on 127.0.0.1`,
         );
       }
-      const server = await bind(LOWEST + Math.floor(Math.random() * (high - LOWEST)));
+      const candidate = LOWEST + Math.floor(Math.random() * (high - LOWEST));
+      if (exclude.includes(candidate)) continue;
+      const server = await bind(candidate);
       if (server) held.push(server);
     }
     return held.map((s) => (s.address() as { port: number }).port);

@@ -12,7 +12,7 @@ import { pino } from "pino";
 import type { KafkaSettings } from "../../../src/config/load.js";
 import { KafkaError } from "../../../src/source/kafka-errors.js";
 import { waitForTopic } from "../../../src/source/topic-wait.js";
-import { closedPort } from "../../support/cli-process.js";
+import { freePort } from "../../support/ports.js";
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
@@ -27,7 +27,7 @@ function capture() {
 
 async function settingsOfClosedPort(): Promise<KafkaSettings> {
   return {
-    brokers: [`127.0.0.1:${await closedPort()}`],
+    brokers: [`127.0.0.1:${await freePort()}`],
     client_id: "reluwatch-test",
     ssl: false,
     ssl_reject_unauthorized: true,
