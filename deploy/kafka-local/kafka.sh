@@ -11,6 +11,10 @@
 #   KAFKA_STATE_DIR        data, PID file, log          (default <repo>/.kafka-local/<port>)
 #   KAFKA_HEAP             JVM heap                     (default 512m)
 #   KAFKA_READY_TIMEOUT_S  how long `up` waits          (default 90)
+#   KAFKA_EXTRA_PROPERTIES a properties file appended last, e.g. a SASL_SSL listener
+#                          beside PLAINTEXT (the readiness probe keeps using PLAINTEXT)
+#   KAFKA_FORMAT_ARGS      extra StorageTool format arguments, e.g. --add-scram '...'
+#                          to create SCRAM users with the storage (first start only)
 # Several brokers can run side by side with distinct ports, e.g. tests that
 # restart a broker use their own instead of the shared development one.
 set -euo pipefail
@@ -64,6 +68,10 @@ write_config() {
     printf 'listeners=PLAINTEXT://127.0.0.1:%s,CONTROLLER://127.0.0.1:%s\n' "$port" "$controller_port"
     printf 'advertised.listeners=PLAINTEXT://127.0.0.1:%s\n' "$port"
     printf 'log.dirs=%s\n' "$state/data"
+    if [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]; then
+      printf '\n# --- from %s ---\n' "$KAFKA_EXTRA_PROPERTIES"
+      cat "$KAFKA_EXTRA_PROPERTIES"
+    fi
   } >"$state/server.properties"
 }
 
@@ -78,8 +86,11 @@ format_storage() {
   local cluster_id
   cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
   log "formatting storage in $state/data (cluster $cluster_id)"
+  local -a extra=()
+  # Word splitting with quotes honoured, so an --add-scram value may hold spaces.
+  [ -n "${KAFKA_FORMAT_ARGS:-}" ] && eval "extra=($KAFKA_FORMAT_ARGS)"
   java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" --ignore-formatted \
-    >"$state/format.log" 2>&1 || { cat "$state/format.log" >&2; die "formatting storage failed"; }
+    "${extra[@]}" >"$state/format.log" 2>&1 || { cat "$state/format.log" >&2; die "formatting storage failed"; }
 }
 
 wait_ready() {

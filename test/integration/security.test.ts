@@ -1,0 +1,139 @@
+/**
+ * TLS with SASL/SCRAM, as managed Kafka runs it: the trainer SDK publishes and
+ * `reluwatch consume` reads over a SASL_SSL listener only, and the two ways a
+ * deployment gets it wrong (a wrong password, a CA that did not sign the
+ * broker's certificate) each end in one clear line instead of a hang.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import { Kafka, logLevel } from "kafkajs";
+import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
+import { createTopic, type TestBroker, uniqueTopic } from "../support/broker.js";
+import {
+  type ConsumerProcess,
+  consumerArgs,
+  startConsumerProcess,
+  waitFor,
+} from "../support/consumer-process.js";
+import { referenceDetector, scenarioSnapshots } from "../support/fleet.js";
+import { scrape, sumOf } from "../support/metrics.js";
+import {
+  SCRAM_PASSWORD,
+  SCRAM_USER,
+  type SecureBroker,
+  startSecureBroker,
+} from "../support/secure-broker.js";
+import { assertLayersMatch } from "../support/topics.js";
+
+function secureFlags(broker: SecureBroker, caFile = broker.caFile): string[] {
+  return ["--ssl-ca-file", caFile, "--sasl-mechanism", "scram-sha-256", "--sasl-username", SCRAM_USER];
+}
+
+describe("TLS + SASL/SCRAM", () => {
+  let broker: SecureBroker;
+  /** The same broker through its PLAINTEXT listener: only for creating topics. */
+  let setup: TestBroker;
+  const consumers: ConsumerProcess[] = [];
+  before(async () => {
+    broker = await startSecureBroker();
+    setup = { brokers: [broker.plaintext], source: "local", describe: "plaintext side of the secure broker" };
+  });
+  after(async () => {
+    for (const c of consumers) if (c.child.exitCode === null) c.child.kill("SIGKILL");
+    await broker?.stop();
+  });
+
+  test("the SDK publishes and consume reads over SASL_SSL; /metrics equals the offline detector", async () => {
+    const topic = uniqueTopic("secure");
+    await createTopic(setup, topic, 2);
+    await createTopic(setup, `${topic}.events`, 1);
+    const snapshots = scenarioSnapshots("born-dead", { seed: 31, steps: 400 });
+
+    const publisher = new SnapshotPublisher({
+      brokers: [broker.secure],
+      topic,
+      overflow: "wait",
+      kafka: {
+        ssl: { ca: [readFileSync(broker.caFile, "utf8")] },
+        sasl: { mechanism: "scram-sha-256", username: SCRAM_USER, password: SCRAM_PASSWORD },
+      },
+    });
+    await publisher.connect();
+    for (const s of snapshots) await publisher.publish(s);
+    const stats = await publisher.close();
+    assert.equal(stats.sent, snapshots.length);
+
+    const consumer = await startConsumerProcess(
+      [...consumerArgs([broker.secure], topic), ...secureFlags(broker)],
+      { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
+    );
+    consumers.push(consumer);
+    const { samples } = await waitFor(
+      "every snapshot applied over SASL_SSL",
+      async () => {
+        const s = await scrape(consumer.baseUrl);
+        return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
+          ? s
+          : undefined;
+      },
+      120_000,
+    );
+    assertLayersMatch(samples, referenceDetector(snapshots).detector.summaries());
+    consumer.child.kill("SIGTERM");
+    assert.equal(await consumer.exited, 0);
+  });
+
+  for (const [name, password, caFile] of [
+    ["a wrong password", "not-the-password", undefined],
+    ["a CA that did not sign the broker's certificate", SCRAM_PASSWORD, "untrusted"],
+  ] as const) {
+    test(`consume with ${name} exits non-zero with one line naming the cause`, async () => {
+      const topic = uniqueTopic("secure-refused");
+      await createTopic(setup, topic, 1);
+      const consumer = await startConsumerProcess(
+        [
+          ...consumerArgs([broker.secure], topic),
+          ...secureFlags(broker, caFile === "untrusted" ? broker.untrustedCaFile : broker.caFile),
+        ],
+        { RELUWATCH_SASL_PASSWORD: password },
+      );
+      consumers.push(consumer);
+      const code = await Promise.race([
+        consumer.exited,
+        new Promise((resolve) => setTimeout(() => resolve("still running after 90 s"), 90_000)),
+      ]);
+      assert.notEqual(code, "still running after 90 s", "a refused connection must not hang");
+      assert.notEqual(code, 0);
+      const fatal = consumer.logs.filter((l) => l.level === "fatal" || l.level === 60);
+      assert.equal(fatal.length, 1, JSON.stringify(consumer.logs.slice(-5)));
+      const text = JSON.stringify(fatal[0]);
+      assert.match(text, caFile ? /certificate/i : /authentication|password|credentials/i);
+      assert.ok(
+        !consumer.logs.some((l) => typeof l.raw === "string" && /^\s+at /.test(l.raw)),
+        "a stack trace",
+      );
+    });
+  }
+
+  test("a publisher with a wrong password fails connect() with the broker's reason", async () => {
+    const publisher = new SnapshotPublisher({
+      brokers: [broker.secure],
+      topic: uniqueTopic("secure-publisher"),
+      kafka: {
+        ssl: { ca: [readFileSync(broker.caFile, "utf8")] },
+        sasl: { mechanism: "scram-sha-256", username: SCRAM_USER, password: "wrong" },
+        retry: { retries: 1 },
+      },
+    });
+    await assert.rejects(publisher.connect(), /authentication failed/i);
+    await publisher.close({ timeout_ms: 1_000 });
+  });
+
+  test("the PLAINTEXT side is only for set-up: a plain client cannot use the SASL_SSL port", async () => {
+    const plain = new Kafka({ brokers: [broker.secure], logLevel: logLevel.NOTHING, retry: { retries: 0 } });
+    const admin = plain.admin();
+    await assert.rejects(admin.connect().then(() => admin.listTopics()));
+    await admin.disconnect();
+  });
+});
