@@ -122,6 +122,26 @@ describe("reluwatch consume: no broker at start", () => {
   });
 });
 
+describe("reluwatch consume: a condition waiting does not fix", () => {
+  let consumer: ConsumerProcess | undefined;
+  after(() => {
+    if (consumer && consumer.child.exitCode === null) consumer.child.kill("SIGKILL");
+  });
+
+  test("a topic name Kafka refuses: one fatal log line with the code, exit 1", async () => {
+    const broker = await getBroker();
+    const topic = `${uniqueTopic("refused")} name`;
+    consumer = await startConsumerProcess(consumerArgs(broker.brokers, topic));
+    assert.equal(await consumer.exited, 1);
+    const fatal = consumer.logs.filter((l) => l.event === "consumer_failed");
+    assert.equal(fatal.length, 1);
+    assert.equal(fatal[0]!.code, "TOPIC_INVALID");
+    assert.match(String(fatal[0]!.error), /refuses the name of topic .* name.*check --topic/);
+    assert.ok(!consumer.logs.some((l) => l.event === "waiting_for_kafka"), "not waited for");
+    assertNoStackTrace(consumer.logs);
+  });
+});
+
 describe("one-shot commands: one line naming what to fix, exit code 1", { concurrency: true }, () => {
   let broker: TestBroker;
   let dir: string;
