@@ -114,7 +114,7 @@ export interface PrivateBrokerOptions {
   /** The client port; a free one when not given. */
   port?: number;
   /** Writes a properties file for kafka.sh to append (KAFKA_EXTRA_PROPERTIES) once the ports are known; returns its path. */
-  extraProperties?: (port: number, controllerPort: number) => string;
+  extraProperties?: (port: number, controllerPort: number) => Promise<string>;
   /** StorageTool format arguments (KAFKA_FORMAT_ARGS), e.g. SCRAM users. */
   formatArgs?: string;
 }
@@ -134,7 +134,7 @@ export async function startPrivateBroker(options: PrivateBrokerOptions = {}): Pr
       KAFKA_PORT: String(port),
       KAFKA_CONTROLLER_PORT: String(controllerPort),
       ...(options.extraProperties
-        ? { KAFKA_EXTRA_PROPERTIES: options.extraProperties(port, controllerPort!) }
+        ? { KAFKA_EXTRA_PROPERTIES: await options.extraProperties(port, controllerPort!) }
         : {}),
       ...(options.formatArgs ? { KAFKA_FORMAT_ARGS: options.formatArgs } : {}),
     };

@@ -5,15 +5,12 @@
  * unrelated CA that must not be trusted), and the SCRAM users are created by
  * Kafka's own StorageTool when the storage is formatted.
  */
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { packageRoot } from "../../src/paths.js";
-
-const run = promisify(execFile);
+import { startPrivateBroker } from "./broker.js";
+import { runFile } from "./child.js";
+import { freePorts } from "./ports.js";
 
 export const SCRAM_USER = "reluwatch";
 export const SCRAM_PASSWORD = "scram-secret-for-tests";
@@ -30,26 +27,8 @@ export interface SecureBroker {
   stop(): Promise<void>;
 }
 
-/** Ports nothing listens on now: each is bound once by the OS and released. */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<import("node:net").Server>((resolve, reject) => {
-          const server = createServer();
-          server.once("error", reject);
-          server.listen(0, "127.0.0.1", () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as import("node:net").AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
 async function openssl(dir: string, args: string[]): Promise<void> {
-  await run("openssl", args, { cwd: dir, timeout: 60_000 });
+  await runFile("openssl", args, { cwd: dir, timeout: 60_000 });
 }
 
 async function makeCertificates(dir: string): Promise<void> {
@@ -132,55 +111,45 @@ async function makeCertificates(dir: string): Promise<void> {
 export async function startSecureBroker(): Promise<SecureBroker> {
   const dir = mkdtempSync(join(tmpdir(), "reluwatch-secure-broker-"));
   await makeCertificates(dir);
-  const [plain, controller, secure] = (await freePorts(3)) as [number, number, number];
   const scram = `name=${SCRAM_USER},password=${SCRAM_PASSWORD}`;
-  writeFileSync(
-    join(dir, "extra.properties"),
-    [
-      `listeners=PLAINTEXT://127.0.0.1:${plain},CONTROLLER://127.0.0.1:${controller},SASL_SSL://127.0.0.1:${secure}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${plain},SASL_SSL://127.0.0.1:${secure}`,
-      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
-      "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
-      ...["scram-sha-256", "scram-sha-512"].map(
-        (m) =>
-          `listener.name.sasl_ssl.${m}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
-      ),
-      "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
-      `listener.name.sasl_ssl.ssl.keystore.location=${join(dir, "broker.p12")}`,
-      "listener.name.sasl_ssl.ssl.keystore.password=changeit",
-      "listener.name.sasl_ssl.ssl.key.password=changeit",
-      "",
-    ].join("\n"),
-  );
-  const env = {
-    ...process.env,
-    KAFKA_PORT: String(plain),
-    KAFKA_CONTROLLER_PORT: String(controller),
-    KAFKA_STATE_DIR: join(dir, "state"),
-    KAFKA_EXTRA_PROPERTIES: join(dir, "extra.properties"),
-    KAFKA_FORMAT_ARGS: `--add-scram 'SCRAM-SHA-256=[${scram}]' --add-scram 'SCRAM-SHA-512=[${scram}]'`,
-  };
-  const kafkaSh = join(packageRoot, "deploy/kafka-local/kafka.sh");
-  try {
-    await run(kafkaSh, ["up"], { env, timeout: 600_000 });
-  } catch (err) {
-    const log = (() => {
-      try {
-        return readFileSync(join(dir, "state", "broker.log"), "utf8").slice(-4000);
-      } catch {
-        return "(no broker log)";
-      }
-    })();
-    throw new Error(`the SASL_SSL broker did not start: ${(err as Error).message}\n${log}`);
-  }
+  let secure = "";
+  const broker = await startPrivateBroker({
+    extraProperties: async (port, controllerPort) => {
+      const [securePort] = await freePorts(1, [port, controllerPort]);
+      secure = `127.0.0.1:${securePort}`;
+      const file = join(dir, "extra.properties");
+      writeFileSync(file, listenerProperties(dir, port, controllerPort, securePort!));
+      return file;
+    },
+    formatArgs: `--add-scram 'SCRAM-SHA-256=[${scram}]' --add-scram 'SCRAM-SHA-512=[${scram}]'`,
+  });
   return {
-    secure: `127.0.0.1:${secure}`,
-    plaintext: `127.0.0.1:${plain}`,
+    secure,
+    plaintext: broker.brokers[0]!,
     caFile: join(dir, "ca.pem"),
     untrustedCaFile: join(dir, "other.pem"),
     async stop() {
-      await run(kafkaSh, ["down"], { env, timeout: 120_000 });
+      await broker.remove();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** PLAINTEXT (set-up and the readiness probe), CONTROLLER, and SASL_SSL with SCRAM and the broker's keystore. */
+function listenerProperties(dir: string, plain: number, controller: number, secure: number): string {
+  return [
+    `listeners=PLAINTEXT://127.0.0.1:${plain},CONTROLLER://127.0.0.1:${controller},SASL_SSL://127.0.0.1:${secure}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${plain},SASL_SSL://127.0.0.1:${secure}`,
+    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+    "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+    ...["scram-sha-256", "scram-sha-512"].map(
+      (m) =>
+        `listener.name.sasl_ssl.${m}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+    ),
+    "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
+    `listener.name.sasl_ssl.ssl.keystore.location=${join(dir, "broker.p12")}`,
+    "listener.name.sasl_ssl.ssl.keystore.password=changeit",
+    "listener.name.sasl_ssl.ssl.key.password=changeit",
+    "",
+  ].join("\n");
 }
