@@ -6,6 +6,8 @@
  * `_bytes`).
  */
 
+import { DEFAULT_EVENT_POLICY, EVENT_POLICIES } from "../sink/event-policy.js";
+
 export type OptionType = "string" | "int" | "number" | "bool" | "list" | "enum";
 
 export interface OptionSpec {
@@ -66,6 +68,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     default: "reluwatch.transitions",
     group: "kafka",
     doc: "Topic the UnitTransition events are written to.",
+  },
+  {
+    name: "events",
+    type: "enum",
+    values: EVENT_POLICIES,
+    default: DEFAULT_EVENT_POLICY,
+    group: "service",
+    doc: "Which transitions are written to events_topic: deaths (every move into or out of DEAD, born dead included) or all (also first verdicts of living units and ACTIVE/MOSTLY_SILENT moves). Every transition is counted in reluwatch_unit_transitions_total either way.",
   },
   {
     name: "dead_letter_topic",

@@ -41,7 +41,7 @@ export async function startConsumerService(
   const telemetry = new Telemetry(log, exporter);
   const processor = new SnapshotProcessor(detector, settings.limits, telemetry);
   const kafka = createKafka(settings.kafka, log);
-  const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic);
+  const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
   const source = new KafkaSnapshotSource(
     kafka,
     { topic: settings.topic, group: settings.group, restoreLookbackMs: settings.restore_lookback_ms },
