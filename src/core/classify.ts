@@ -1,7 +1,7 @@
 /**
  * One classification pass over a layer: every unit's state from its trailing
  * silence (dead?) and its windowed rate (how sparse?), with hysteresis on
- * revival. Runs when a bucket closes, so a verdict never depends on how the
+ * revival and between ACTIVE and MOSTLY_SILENT. Runs when a bucket closes, so a verdict never depends on how the
  * ranks' snapshots interleave inside a bucket.
  */
 import { deadBound } from "./bound.js";
@@ -58,6 +58,9 @@ export function classifyLayer(
   const esf = config.effective_sample_fraction;
   const deadRate = config.dead_rate;
   const silentRate = config.silent_rate;
+  // Hysteresis: a living unit must cross the far edge of the band to change sides.
+  const toSilent = silentRate * (1 - config.silent_hysteresis);
+  const toActive = silentRate * (1 + config.silent_hysteresis);
   const reviveMin = config.revive_min_fires;
   const cv2 = config.constant_cv * config.constant_cv;
   const B = layer.clock.buckets;
@@ -128,7 +131,11 @@ export function classifyLayer(
         }
       } else if (nEff >= nMin) {
         next = DEAD;
-      } else if (st !== UNKNOWN || known) {
+      } else if (st === ACTIVE) {
+        if (unitWin > 0 && w < toSilent * unitWin) next = MOSTLY_SILENT;
+      } else if (st === MOSTLY_SILENT) {
+        if (unitWin > 0 && w >= toActive * unitWin) next = ACTIVE;
+      } else if (known) {
         if (unitWin > 0) next = w >= silentRate * unitWin ? ACTIVE : MOSTLY_SILENT;
       }
 
