@@ -99,7 +99,7 @@ export function findReluLayers(model: tf.LayersModel): ReluLayer[] {
 export const PROCESS_START_MS = Math.floor(performance.timeOrigin);
 
 export interface ActivationProbeStats {
-  /** probe() calls that published. */
+  /** probe() calls that reduced a sub-batch and handed its snapshots to the sink. */
   probes: number;
   /** Snapshots the sink accepted. */
   published: number;
