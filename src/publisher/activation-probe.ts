@@ -226,42 +226,27 @@ export class ActivationProbe {
     const indices =
       n <= this.probeBatch ? null : sampleIndices(n, take, seededRandom(mixSeed(this.seed, this.rank, step)));
 
-    const reduced = tf.tidy((): tf.Tensor[] => {
+    const rows = tf.tidy((): tf.Tensor[] => {
       const batch = indices ? xs.map((x) => tf.gather(x, tf.tensor1d(indices, "int32"))) : xs;
       const out = this.probeModel.predictOnBatch(batch.length === 1 ? batch[0]! : batch);
-      const outs = Array.isArray(out) ? out : [out];
-      const fires: tf.Tensor[] = [];
-      const nonfinite: tf.Tensor[] = [];
-      const sums: tf.Tensor[] = [];
-      outs.forEach((a, i) => {
+      return (Array.isArray(out) ? out : [out]).map((a, i) => {
         const layer = this.layers[i]!;
         // Units on the last axis, every example × position one row: a conv channel is one unit.
         const last = layer.unitAxis === a.rank - 1 ? a : moveAxisLast(a, layer.unitAxis);
-        const rows = last.reshape([-1, layer.units]);
-        // +Inf > 0 would fire and one NaN would poison a sum: only finite values are evidence.
-        const finite = rows.isFinite();
-        fires.push(rows.greater(0).logicalAnd(finite).sum(0));
-        nonfinite.push(finite.logicalNot().sum(0));
-        if (this.sums) {
-          const clean = tf.where(finite, rows, tf.zerosLike(rows));
-          sums.push(clean.abs().sum(0), clean.square().sum(0));
-        }
+        return last.reshape([-1, layer.units]);
       });
-      const counts = tf.concat([...fires, ...nonfinite]);
-      return this.sums ? [counts, tf.concat(sums)] : [counts];
     });
-    const countsT = reduced[0]!;
-    const sumsT = reduced[1];
-    let countsAll: Int32Array;
-    let sumsAll: Float32Array | null = null;
+    let reduced: Reduced;
     try {
-      countsAll = (await countsT.data()) as Int32Array;
-      if (sumsT) sumsAll = (await sumsT.data()) as Float32Array;
+      reduced = await this.reduce(rows, false);
+      // A NaN or ±Inf activation makes its unit's |a| sum non-finite: only then is the
+      // masked reduction needed (it costs about twice the plain one on wasm).
+      if (!reduced.sums.every(Number.isFinite)) reduced = await this.reduce(rows, true);
     } finally {
-      countsT.dispose();
-      sumsT?.dispose();
+      tf.dispose(rows);
     }
-    const totalUnits = countsAll.length / 2;
+    const { fires: firesAll, nonfinite: nonfiniteAll } = reduced;
+    const sumsAll = this.sums ? reduced.sums : null;
     if (step === this.lastStep) this.microBatches++;
     else {
       this.lastStep = step;
@@ -273,8 +258,8 @@ export class ActivationProbe {
     let offset = 0;
     for (const layer of this.layers) {
       const u = layer.units;
-      const bad = Uint32Array.from(countsAll.subarray(totalUnits + offset, totalUnits + offset + u));
-      const badValues = bad.reduce((a, b) => a + b, 0);
+      const bad = nonfiniteAll ? Uint32Array.from(nonfiniteAll.subarray(offset, offset + u)) : null;
+      const badValues = bad ? bad.reduce((a, b) => a + b, 0) : 0;
       this.counters.nonfinite_values += badValues;
       snapshots.push({
         run_id: this.runId,
@@ -288,7 +273,7 @@ export class ActivationProbe {
         samples: take * layer.positionsPerExample,
         stats: {
           kind: "counts",
-          fires: Uint32Array.from(countsAll.subarray(offset, offset + u)),
+          fires: Uint32Array.from(firesAll.subarray(offset, offset + u)),
           abs_sum: sumsAll ? sumsAll.slice(2 * offset, 2 * offset + u) : null,
           sq_sum: sumsAll ? sumsAll.slice(2 * offset + u, 2 * offset + 2 * u) : null,
           nonfinite: badValues > 0 ? bad : null,
@@ -301,6 +286,47 @@ export class ActivationProbe {
     this.counters.probes++;
     for (const s of snapshots) await this.publish(s);
     return snapshots;
+  }
+
+  /**
+   * Per-unit fires and sums of every layer's rows. With `sums` on, `sums` holds
+   * [abs, sq] per layer; with it off, the plain reduction still sums each unit's
+   * values (only to reveal non-finite ones) and the careful one sums nothing.
+   * `careful` counts only finite values > 0 as fires, leaves NaN and ±Inf out of
+   * the sums and counts them in `nonfinite`.
+   */
+  private async reduce(rows: tf.Tensor[], careful: boolean): Promise<Reduced> {
+    const [firesT, sumsT, nonfiniteT] = tf.tidy((): tf.Tensor[] => {
+      const fires: tf.Tensor[] = [];
+      const sums: tf.Tensor[] = [];
+      const nonfinite: tf.Tensor[] = [];
+      for (const r of rows) {
+        if (!careful) {
+          fires.push(r.greater(0).sum(0));
+          // Without sums to send, a plain sum is enough to reveal a NaN or ±Inf.
+          if (this.sums) sums.push(r.abs().sum(0), r.square().sum(0));
+          else sums.push(r.sum(0));
+          continue;
+        }
+        // +Inf > 0 would fire and one NaN would poison a sum: only finite values are evidence.
+        const finite = r.isFinite();
+        const clean = tf.where(finite, r, tf.zerosLike(r));
+        fires.push(clean.greater(0).sum(0));
+        if (this.sums) sums.push(clean.abs().sum(0), clean.square().sum(0));
+        nonfinite.push(finite.logicalNot().sum(0));
+      }
+      const summed = sums.length > 0 ? tf.concat(sums) : tf.zeros([0]);
+      return careful ? [tf.concat(fires), summed, tf.concat(nonfinite)] : [tf.concat(fires), summed];
+    });
+    try {
+      return {
+        fires: (await firesT!.data()) as Int32Array,
+        sums: (await sumsT!.data()) as Float32Array,
+        nonfinite: nonfiniteT ? ((await nonfiniteT.data()) as Int32Array) : null,
+      };
+    } finally {
+      tf.dispose([firesT!, sumsT!, ...(nonfiniteT ? [nonfiniteT] : [])]);
+    }
   }
 
   /** Hands one snapshot to the sink; a contract violation is counted and logged once, never thrown. */
@@ -318,6 +344,14 @@ export class ActivationProbe {
       }
     }
   }
+}
+
+interface Reduced {
+  fires: Int32Array;
+  /** Per layer: unit-many sums of |a|, then of a² (or, without sums, of a, or nothing). */
+  sums: Float32Array;
+  /** Per unit, NaN and ±Inf values; null from the plain reduction, which does not count them. */
+  nonfinite: Int32Array | null;
 }
 
 function moveAxisLast(a: tf.Tensor, axis: number): tf.Tensor {

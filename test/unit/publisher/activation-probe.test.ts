@@ -344,6 +344,27 @@ test("NaN and ±Inf activations are counted as nonfinite per unit, never as fire
   // The wire carries it: a valid snapshot, not a contract violation.
   assert.ok(encodeSnapshot(snap!).length > 0);
 
+  // Without sums the non-finite values are found and counted all the same.
+  const [bare] = await new ActivationProbe(nanModel(), {
+    sink: new MemorySnapshotSink(),
+    run_id: "nan",
+    sums: false,
+  }).probe(0, x);
+  assert.deepEqual(Array.from(counts(bare!).fires), [0, 0, 6, 0]);
+  assert.deepEqual(Array.from(counts(bare!).nonfinite!), [6, 6, 0, 0]);
+  assert.equal(counts(bare!).abs_sum, null);
+
+  // Finite activations whose squares overflow float32: no value was non-finite, the sum is.
+  const huge = nanModel();
+  huge.getLayer("lin").setWeights([tf.zeros([2, 4]), tf.tensor1d([1e30, 1, 1, 1])]);
+  const [big] = await new ActivationProbe(huge, { sink: new MemorySnapshotSink(), run_id: "big" }).probe(
+    0,
+    x,
+  );
+  assert.equal(counts(big!).nonfinite, null);
+  assert.deepEqual(Array.from(counts(big!).fires), [6, 6, 6, 6]);
+  assert.equal(counts(big!).sq_sum![0], Number.POSITIVE_INFINITY);
+
   const finite = new ActivationProbe(mixedModel(), { sink: new MemorySnapshotSink(), run_id: "ok" });
   const snaps = await finite.probe(0, inputs(4, 1));
   assert.ok(
