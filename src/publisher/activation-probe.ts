@@ -240,7 +240,7 @@ export class ActivationProbe {
     try {
       reduced = await this.reduce(rows, false);
       // A NaN or ±Inf activation makes its unit's |a| sum non-finite: only then is the
-      // masked reduction needed (it costs about twice the plain one on wasm).
+      // masked reduction needed (it adds work on every value).
       if (!reduced.sums.every(Number.isFinite)) reduced = await this.reduce(rows, true);
     } finally {
       tf.dispose(rows);
