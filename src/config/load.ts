@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { type DetectorConfig, DetectorConfigError, resolveDetectorConfig } from "../core/index.js";
+import { DEFAULT_EVENT_POLICY, type EventPolicy } from "../sink/event-policy.js";
 import { envOf, flagOf, OPTION_SPECS, type OptionSpec } from "./options.js";
 
 export class ConfigError extends Error {
@@ -48,11 +49,14 @@ export interface Settings {
   topic: string;
   group: string;
   events_topic: string;
+  /** Which transitions become events on events_topic. */
+  events: EventPolicy;
   dead_letter_topic: string;
   restore_lookback_ms: number;
   metrics_port: number;
   metrics_host: string;
   run_idle_timeout_ms: number;
+  idle_flush_ms: number;
   unit_series: boolean;
   unit_series_max: number;
   log_level: string;
@@ -273,11 +277,13 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     topic: v.topic as string,
     group: v.group as string,
     events_topic: v.events_topic as string,
+    events: (v.events as EventPolicy | undefined) ?? DEFAULT_EVENT_POLICY,
     dead_letter_topic: v.dead_letter_topic as string,
     restore_lookback_ms: v.restore_lookback_ms as number,
     metrics_port: v.metrics_port as number,
     metrics_host: v.metrics_host as string,
     run_idle_timeout_ms: v.run_idle_timeout_ms as number,
+    idle_flush_ms: v.idle_flush_ms as number,
     unit_series: v.unit_series as boolean,
     unit_series_max: v.unit_series_max as number,
     log_level: (v.log_level as string | undefined) ?? "info",

@@ -6,6 +6,8 @@
  * `_bytes`).
  */
 
+import { DEFAULT_EVENT_POLICY, EVENT_POLICIES } from "../sink/event-policy.js";
+
 export type OptionType = "string" | "int" | "number" | "bool" | "list" | "enum";
 
 export interface OptionSpec {
@@ -66,6 +68,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     default: "reluwatch.transitions",
     group: "kafka",
     doc: "Topic the UnitTransition events are written to.",
+  },
+  {
+    name: "events",
+    type: "enum",
+    values: EVENT_POLICIES,
+    default: DEFAULT_EVENT_POLICY,
+    group: "service",
+    doc: "Which transitions are written to events_topic: deaths (every move into or out of DEAD, born dead included) or all (also first verdicts of living units and ACTIVE/MOSTLY_SILENT moves). Every transition is counted in reluwatch_unit_transitions_total either way.",
   },
   {
     name: "dead_letter_topic",
@@ -155,6 +165,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "A run that sent nothing for this long is forgotten: its state and metric series are removed.",
   },
   {
+    name: "idle_flush_ms",
+    type: "int",
+    default: 5 * 60 * 1000,
+    above: 0,
+    group: "service",
+    doc: "A layer that received nothing for this long has its still-open bucket classified, so the last verdicts of a run that stopped publishing are emitted.",
+  },
+  {
     name: "unit_series",
     type: "bool",
     default: false,
@@ -220,6 +238,15 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     below: 1,
     group: "detector",
     doc: "Living units firing on fewer than this share of inputs are mostly-silent.",
+  },
+  {
+    name: "silent_hysteresis",
+    type: "number",
+    default: 0.25,
+    min: 0,
+    below: 1,
+    group: "detector",
+    doc: "Band around silent_rate, relative: an active unit turns mostly-silent below silent_rate × (1 − this), a mostly-silent one turns active at silent_rate × (1 + this).",
   },
   {
     name: "revive_min_fires",

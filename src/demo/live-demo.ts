@@ -15,6 +15,7 @@ import type { Logger } from "../log.js";
 import { SnapshotPublisher } from "../publisher/snapshot-publisher.js";
 import { loadTf } from "../publisher/tf-backend.js";
 import { type ConsumerService, startConsumerService } from "../service/consumer-service.js";
+import { emitsEvent } from "../sink/event-policy.js";
 import { createKafka, kafkaConfigFrom } from "../source/kafka-client.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { type DemoRunResult, runDemo } from "./ranks.js";
@@ -221,10 +222,13 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
         () => caughtUp(svc, o, o.layers),
         opts.catchUpTimeoutMs ?? 120_000,
       );
-      // Events trail the snapshots they came from: wait until every transition the detector made was read back.
+      // Events trail the snapshots they came from: wait until every transition the detector made
+      // that the events setting puts on the topic was read back.
       const made = () =>
         runSummaries(svc, o.run_id).reduce(
-          (a, x) => a + x.transitions_total.reduce((b, t) => b + t.count, 0),
+          (a, x) =>
+            a +
+            x.transitions_total.reduce((b, t) => b + (emitsEvent(s.events, t.from, t.to) ? t.count : 0), 0),
           0,
         );
       await waitUntil("the transition events", () => report.received >= made(), 60_000);

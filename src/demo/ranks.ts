@@ -10,6 +10,7 @@
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { PROCESS_START_MS } from "../publisher/activation-probe.js";
 import type { SnapshotSink } from "../publisher/probe.js";
 import type { DeadUnits } from "./ground-truth.js";
 import type { ToParent, ToWorker } from "./rank-worker.js";
@@ -91,7 +92,9 @@ function runWorkers(o: DemoTrainerOptions, deps: DemoRunDeps): Promise<DemoRunRe
 
     for (let rank = 0; rank < n; rank++) {
       // "advanced" serialization carries typed arrays (gradients, fire counts) as such.
-      const w = fork(workerPath(), [JSON.stringify({ ...o, rank })], { serialization: "advanced" });
+      // One job, one incarnation: the children's own start times differ and would read as restarts.
+      const options = { ...o, rank, incarnation: o.incarnation ?? PROCESS_START_MS };
+      const w = fork(workerPath(), [JSON.stringify(options)], { serialization: "advanced" });
       workers.push(w);
       w.on("message", (m: ToParent) => {
         switch (m.type) {

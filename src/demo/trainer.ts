@@ -51,6 +51,8 @@ export interface DemoTrainerOptions {
   every_steps: number;
   probe_batch: number;
   run_id: string;
+  /** The snapshots' incarnation; null: this process's start time. Ranks in child processes get their parent's. */
+  incarnation: number | null;
 }
 
 export const DEFAULT_TRAINER_OPTIONS: DemoTrainerOptions = {
@@ -75,6 +77,7 @@ export const DEFAULT_TRAINER_OPTIONS: DemoTrainerOptions = {
   every_steps: 50,
   probe_batch: 256,
   run_id: "demo",
+  incarnation: null,
 };
 
 export class TrainerOptionsError extends Error {
@@ -254,6 +257,7 @@ export async function trainDemo(
     seed: mixSeed(o.seed, 5),
     clock: deps.clock,
     pool,
+    ...(o.incarnation === null ? {} : { incarnation: o.incarnation }),
   });
   let probes = 0;
   let finalLoss = Number.NaN;

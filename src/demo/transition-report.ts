@@ -1,7 +1,9 @@
 /**
  * Turns the consumer's per-unit transition events into what a person reads
  * while the demo runs: one line per layer per classification step, in plain
- * words, and a summary table at the end. Pure: events in, lines out.
+ * words, and a summary table at the end. Pure: events in, lines out. It shows
+ * what the events topic carries: with the default `events: deaths`, deaths,
+ * revivals and born-dead units; with `events: all`, every first verdict too.
  */
 import type { LayerSummary, UnitState, UnitTransition } from "../core/index.js";
 import { countUnits, type DeadUnits } from "./ground-truth.js";
@@ -96,7 +98,12 @@ export class TransitionReport {
     const revived = g.events.filter((t) => t.from === "DEAD" && LIVING.includes(t.to));
     const units = this.options.layerUnits(g.layer);
     const dead = `${this.count(g.layer, "DEAD")}/${units ?? "?"} dead`;
-    if (first.length > 0) {
+    if (first.length > 0 && first.every((t) => t.to === "DEAD")) {
+      // What the default `events: deaths` shows of a new layer: first verdicts of living units are no events.
+      const born = first.filter((t) => t.born_dead).length;
+      const what = born === first.length ? "born dead" : `dead at their first verdict (${born} born dead)`;
+      lines.push(`${head} ${first.length} unit${first.length === 1 ? "" : "s"} ${what}; ${dead}`);
+    } else if (first.length > 0) {
       const by = tally(first, (t) => t.to);
       const born = first.filter((t) => t.born_dead).length;
       const parts = (["ACTIVE", "MOSTLY_SILENT", "DEAD"] as const)

@@ -3,9 +3,16 @@
  * seeded sub-batch through the model's ReLU layers, reduces the activations to
  * per-unit firing counts on the tfjs backend, and publishes one snapshot per
  * layer. Only the per-unit vectors leave the backend, never samples × units.
+ *
+ * A diverging model is what this exists to watch, so bad numbers never stop
+ * training: NaN and ±Inf activations are counted per unit (`nonfinite`) and
+ * left out of fires and sums, and a snapshot the sink refuses as breaking the
+ * contract is counted and logged once instead of thrown into model.fit.
  */
 import * as tf from "@tensorflow/tfjs";
+import { CodecError } from "../codec/errors.js";
 import type { ActivationSnapshot } from "../core/snapshot.js";
+import { createLogger, type Logger } from "../log.js";
 import type { SnapshotSink } from "./probe.js";
 import { mixSeed, sampleIndices, seededRandom } from "./seeded-random.js";
 
@@ -83,6 +90,25 @@ export function findReluLayers(model: tf.LayersModel): ReluLayer[] {
   return found;
 }
 
+/**
+ * This process's start time in ms since the epoch: the default `incarnation`,
+ * which grows with every restart of a single-process trainer. The ranks of a
+ * multi-process job start at different times, so they must be given one
+ * shared value instead (e.g. the launcher's start time).
+ */
+export const PROCESS_START_MS = Math.floor(performance.timeOrigin);
+
+export interface ActivationProbeStats {
+  /** probe() calls that reduced a sub-batch and handed its snapshots to the sink. */
+  probes: number;
+  /** Snapshots the sink accepted. */
+  published: number;
+  /** NaN or ±Inf activation values seen (each counted in its snapshot's `nonfinite`). */
+  nonfinite_values: number;
+  /** Snapshots the sink refused with a CodecError (counted and logged once, never thrown). */
+  rejected: number;
+}
+
 export interface ActivationProbeOptions {
   sink: SnapshotSink;
   run_id: string;
@@ -99,6 +125,14 @@ export interface ActivationProbeOptions {
   sums?: boolean;
   /** Inputs to sample from when a probe is not handed any (the callback uses these). */
   pool?: tf.Tensor | tf.Tensor[];
+  /**
+   * The snapshots' `incarnation`: strictly greater each time the job (re)starts, so the
+   * consumer discards the timeline a resume from an older checkpoint replaces. Default
+   * PROCESS_START_MS; every rank of one job must send the same value.
+   */
+  incarnation?: number;
+  /** Where the first refused snapshot is logged. Default a "probe" logger on stderr. */
+  logger?: Logger;
 }
 
 function positiveInt(name: string, value: number): number {
@@ -119,6 +153,17 @@ export class ActivationProbe {
   private readonly clock: () => number;
   private readonly sums: boolean;
   readonly pool: tf.Tensor | tf.Tensor[] | undefined;
+  readonly incarnation: number;
+  private readonly log: Logger | undefined;
+  private readonly counters: ActivationProbeStats = {
+    probes: 0,
+    published: 0,
+    nonfinite_values: 0,
+    rejected: 0,
+  };
+  /** The step of the latest probe and how many probes it had: repeated probes of a step are its micro-batches. */
+  private lastStep = -1;
+  private microBatches = 0;
 
   constructor(model: tf.LayersModel, options: ActivationProbeOptions) {
     this.layers = findReluLayers(model);
@@ -136,12 +181,20 @@ export class ActivationProbe {
     this.sums = options.sums ?? true;
     this.sink = options.sink;
     this.pool = options.pool;
+    this.incarnation = options.incarnation ?? PROCESS_START_MS;
+    if (!Number.isSafeInteger(this.incarnation) || this.incarnation < 0)
+      throw new ActivationProbeError(`incarnation must be a non-negative integer, got ${this.incarnation}`);
+    this.log = options.logger;
     const byName = new Map(model.layers.map((l) => [l.name, l]));
     this.probeModel = tf.model({
       inputs: model.inputs,
       outputs: this.layers.map((l) => byName.get(l.name)!.output as tf.SymbolicTensor),
       name: `${model.name}_relu_probe`,
     });
+  }
+
+  stats(): ActivationProbeStats {
+    return { ...this.counters };
   }
 
   shouldProbe(step: number): boolean {
@@ -155,7 +208,11 @@ export class ActivationProbe {
     return true;
   }
 
-  /** Probes now, publishes one snapshot per ReLU layer, and returns them. */
+  /**
+   * Probes now, publishes one snapshot per ReLU layer, and returns them. Each
+   * further probe of the same step (gradient accumulation, an eval pass) is the
+   * step's next micro_batch: 0, 1, 2, ...; its evidence adds to the others'.
+   */
   async probe(step: number, inputs?: tf.Tensor | tf.Tensor[]): Promise<ActivationSnapshot[]> {
     if (!Number.isInteger(step) || step < 0)
       throw new ActivationProbeError(`step must be a non-negative integer, got ${step}`);
@@ -169,32 +226,31 @@ export class ActivationProbe {
     const indices =
       n <= this.probeBatch ? null : sampleIndices(n, take, seededRandom(mixSeed(this.seed, this.rank, step)));
 
-    const reduced = tf.tidy((): tf.Tensor[] => {
+    const rows = tf.tidy((): tf.Tensor[] => {
       const batch = indices ? xs.map((x) => tf.gather(x, tf.tensor1d(indices, "int32"))) : xs;
       const out = this.probeModel.predictOnBatch(batch.length === 1 ? batch[0]! : batch);
-      const outs = Array.isArray(out) ? out : [out];
-      const fires: tf.Tensor[] = [];
-      const sums: tf.Tensor[] = [];
-      outs.forEach((a, i) => {
+      return (Array.isArray(out) ? out : [out]).map((a, i) => {
         const layer = this.layers[i]!;
         // Units on the last axis, every example × position one row: a conv channel is one unit.
         const last = layer.unitAxis === a.rank - 1 ? a : moveAxisLast(a, layer.unitAxis);
-        const rows = last.reshape([-1, layer.units]);
-        fires.push(rows.greater(0).sum(0));
-        if (this.sums) sums.push(rows.abs().sum(0), rows.square().sum(0));
+        return last.reshape([-1, layer.units]);
       });
-      return this.sums ? [tf.concat(fires), tf.concat(sums)] : [tf.concat(fires)];
     });
-    const firesT = reduced[0]!;
-    const sumsT = reduced[1];
-    let firesAll: Int32Array;
-    let sumsAll: Float32Array | null = null;
+    let reduced: Reduced;
     try {
-      firesAll = (await firesT.data()) as Int32Array;
-      if (sumsT) sumsAll = (await sumsT.data()) as Float32Array;
+      reduced = await this.reduce(rows, false);
+      // A NaN or ±Inf activation makes its unit's |a| sum non-finite: only then is the
+      // masked reduction needed (it adds work on every value).
+      if (!reduced.sums.every(Number.isFinite)) reduced = await this.reduce(rows, true);
     } finally {
-      firesT.dispose();
-      sumsT?.dispose();
+      tf.dispose(rows);
+    }
+    const { fires: firesAll, nonfinite: nonfiniteAll } = reduced;
+    const sumsAll = this.sums ? reduced.sums : null;
+    if (step === this.lastStep) this.microBatches++;
+    else {
+      this.lastStep = step;
+      this.microBatches = 0;
     }
 
     const time = this.clock();
@@ -202,6 +258,9 @@ export class ActivationProbe {
     let offset = 0;
     for (const layer of this.layers) {
       const u = layer.units;
+      const bad = nonfiniteAll ? Uint32Array.from(nonfiniteAll.subarray(offset, offset + u)) : null;
+      const badValues = bad ? bad.reduce((a, b) => a + b, 0) : 0;
+      this.counters.nonfinite_values += badValues;
       snapshots.push({
         run_id: this.runId,
         layer: layer.name,
@@ -217,13 +276,82 @@ export class ActivationProbe {
           fires: Uint32Array.from(firesAll.subarray(offset, offset + u)),
           abs_sum: sumsAll ? sumsAll.slice(2 * offset, 2 * offset + u) : null,
           sq_sum: sumsAll ? sumsAll.slice(2 * offset + u, 2 * offset + 2 * u) : null,
+          nonfinite: badValues > 0 ? bad : null,
         },
+        micro_batch: this.microBatches,
+        incarnation: this.incarnation,
       });
       offset += u;
     }
-    for (const s of snapshots) await this.sink.publish(s);
+    this.counters.probes++;
+    for (const s of snapshots) await this.publish(s);
     return snapshots;
   }
+
+  /**
+   * Per-unit fires and sums of every layer's rows. With `sums` on, `sums` holds
+   * [abs, sq] per layer; with it off, the plain reduction still sums each unit's
+   * values (only to reveal non-finite ones) and the careful one sums nothing.
+   * `careful` counts only finite values > 0 as fires, leaves NaN and ±Inf out of
+   * the sums and counts them in `nonfinite`.
+   */
+  private async reduce(rows: tf.Tensor[], careful: boolean): Promise<Reduced> {
+    const [firesT, sumsT, nonfiniteT] = tf.tidy((): tf.Tensor[] => {
+      const fires: tf.Tensor[] = [];
+      const sums: tf.Tensor[] = [];
+      const nonfinite: tf.Tensor[] = [];
+      for (const r of rows) {
+        if (!careful) {
+          fires.push(r.greater(0).sum(0));
+          // Without sums to send, a plain sum is enough to reveal a NaN or ±Inf.
+          if (this.sums) sums.push(r.abs().sum(0), r.square().sum(0));
+          else sums.push(r.sum(0));
+          continue;
+        }
+        // +Inf > 0 would fire and one NaN would poison a sum: only finite values are evidence.
+        const finite = r.isFinite();
+        const clean = tf.where(finite, r, tf.zerosLike(r));
+        fires.push(clean.greater(0).sum(0));
+        if (this.sums) sums.push(clean.abs().sum(0), clean.square().sum(0));
+        nonfinite.push(finite.logicalNot().sum(0));
+      }
+      const summed = sums.length > 0 ? tf.concat(sums) : tf.zeros([0]);
+      return careful ? [tf.concat(fires), summed, tf.concat(nonfinite)] : [tf.concat(fires), summed];
+    });
+    try {
+      return {
+        fires: (await firesT!.data()) as Int32Array,
+        sums: (await sumsT!.data()) as Float32Array,
+        nonfinite: nonfiniteT ? ((await nonfiniteT.data()) as Int32Array) : null,
+      };
+    } finally {
+      tf.dispose([firesT!, sumsT!, ...(nonfiniteT ? [nonfiniteT] : [])]);
+    }
+  }
+
+  /** Hands one snapshot to the sink; a contract violation is counted and logged once, never thrown. */
+  private async publish(s: ActivationSnapshot): Promise<void> {
+    try {
+      await this.sink.publish(s);
+      this.counters.published++;
+    } catch (err) {
+      if (!(err instanceof CodecError)) throw err;
+      if (this.counters.rejected++ === 0) {
+        (this.log ?? createLogger("probe")).warn(
+          { event: "snapshot_refused", layer: s.layer, step: s.step, reason: err.reason, err: err.message },
+          "a probe snapshot was refused by its sink; training continues, further refusals are only counted (ActivationProbe.stats().rejected)",
+        );
+      }
+    }
+  }
+}
+
+interface Reduced {
+  fires: Int32Array;
+  /** Per layer: unit-many sums of |a|, then of a² (or, without sums, of a, or nothing). */
+  sums: Float32Array;
+  /** Per unit, NaN and ±Inf values; null from the plain reduction, which does not count them. */
+  nonfinite: Int32Array | null;
 }
 
 function moveAxisLast(a: tf.Tensor, axis: number): tf.Tensor {

@@ -14,9 +14,14 @@ export interface CountsOptions {
 
 /**
  * `values` is row-major [samples × units]: sample 0's units, then sample 1's.
- * A unit fires on a sample when its activation is > 0 (NaN does not fire).
- * Sums accumulate in float64 and are rounded to float32 once, so long batches
- * do not lose small contributions.
+ * A unit fires on a sample when its activation is finite and > 0. NaN and ±Inf
+ * are counted per unit in `nonfinite` (null when every value was finite) and
+ * left out of fires and of both sums: they are no evidence either way, and one
+ * NaN must not turn a unit's sums into NaN. Sums accumulate in float64 and are
+ * rounded to float32 once, so long batches do not lose small contributions.
+ *
+ * Example: 2 samples × 2 units [NaN, 1, 3, Infinity] gives fires [1, 1],
+ * nonfinite [1, 1], abs_sum [3, 1].
  */
 export function countsFromActivations(
   values: Float32Array,
@@ -32,12 +37,20 @@ export function countsFromActivations(
     throw new RangeError(`${values.length} activations is not samples × units = ${samples} × ${units}`);
   }
   const fires = new Uint32Array(units);
+  const nonfinite = new Uint32Array(units);
+  let anyNonfinite = false;
   const abs = opts.absSum ? new Float64Array(units) : null;
   const sq = opts.sqSum ? new Float64Array(units) : null;
   for (let s = 0; s < samples; s++) {
     const row = s * units;
     for (let u = 0; u < units; u++) {
       const v = values[row + u]!;
+      // v - v is 0 for finite v and NaN for NaN and ±Inf: one comparison on the hot path.
+      if (v - v !== 0) {
+        nonfinite[u]!++;
+        anyNonfinite = true;
+        continue;
+      }
       if (v > 0) fires[u]!++;
       if (abs) abs[u]! += Math.abs(v);
       if (sq) sq[u]! += v * v;
@@ -48,6 +61,7 @@ export function countsFromActivations(
     fires,
     abs_sum: abs ? Float32Array.from(abs) : null,
     sq_sum: sq ? Float32Array.from(sq) : null,
+    nonfinite: anyNonfinite ? nonfinite : null,
   };
 }
 
@@ -60,10 +74,14 @@ export function mergeCounts(a: FiringCounts, b: FiringCounts): FiringCounts {
     if (!x || !y) return null;
     return x.map((v, i) => v + y[i]!);
   };
+  const an = a.nonfinite ?? null;
+  const bn = b.nonfinite ?? null;
   return {
     kind: "counts",
     fires: a.fires.map((v, i) => v + b.fires[i]!),
     abs_sum: add(a.abs_sum, b.abs_sum),
     sq_sum: add(a.sq_sum, b.sq_sum),
+    // A missing count means every value was finite: zero, not unknown.
+    nonfinite: an || bn ? a.fires.map((_, i) => (an?.[i] ?? 0) + (bn?.[i] ?? 0)) : null,
   };
 }

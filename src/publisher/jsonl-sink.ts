@@ -36,6 +36,7 @@ export function snapshotToJson(s: ActivationSnapshot): unknown {
           fires: Array.from(s.stats.fires),
           abs_sum: s.stats.abs_sum ? Array.from(s.stats.abs_sum) : null,
           sq_sum: s.stats.sq_sum ? Array.from(s.stats.sq_sum) : null,
+          nonfinite: s.stats.nonfinite ? Array.from(s.stats.nonfinite) : null,
         }
       : { kind: "raw", dtype: s.stats.dtype, values: Buffer.from(s.stats.values).toString("base64") };
   return { ...s, stats };

@@ -63,6 +63,12 @@ export interface PublisherStats {
   failed: number;
   /** Snapshots publish() refused because they break the contract (it threw a CodecError). */
   invalid: number;
+  /**
+   * Valid snapshots (counted in offered) whose abs_sum or sq_sum held NaN or ±Inf: what a diverging model
+   * produces. They are sent as they are (the consumer applies their fires and counts the
+   * sums as non-finite values); the first one is logged.
+   */
+  nonfinite_sums: number;
   /** Produce requests that failed and were retried. */
   send_errors: number;
   queued: number;
@@ -115,6 +121,12 @@ class Signal {
   }
 }
 
+function hasNonfiniteSum(s: ActivationSnapshot): boolean {
+  if (s.stats.kind !== "counts") return false;
+  const { abs_sum, sq_sum } = s.stats;
+  return Boolean(abs_sum?.some((v) => !Number.isFinite(v)) || sq_sum?.some((v) => !Number.isFinite(v)));
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -156,6 +168,7 @@ export class SnapshotPublisher {
     dropped: 0,
     failed: 0,
     invalid: 0,
+    nonfinite_sums: 0,
     send_errors: 0,
   };
   private inFlight = 0;
@@ -227,7 +240,8 @@ export class SnapshotPublisher {
   }
 
   /**
-   * Validates and encodes `s` (a contract violation throws its CodecError),
+   * Validates and encodes `s` (a contract violation throws its CodecError; a
+   * NaN or infinite sum is no violation, it is counted in nonfinite_sums),
    * then queues it. Resolves once the snapshot is queued or dropped, never
    * waiting for the broker, and at most wait_timeout_ms under the "wait" policy.
    */
@@ -241,6 +255,12 @@ export class SnapshotPublisher {
       throw err;
     }
     this.counters.offered++;
+    if (hasNonfiniteSum(s) && this.counters.nonfinite_sums++ === 0) {
+      this.log.warn(
+        { event: "nonfinite_sums", run_id: s.run_id, layer: s.layer, step: s.step },
+        "a snapshot carries NaN or infinite activation sums (the model may be diverging); sending it, further ones are only counted (stats().nonfinite_sums)",
+      );
+    }
     const message: Message = { key: layerKey(s.run_id, s.layer), value };
     if (this.queue.full) {
       if (this.opts.overflow === "drop_oldest") {

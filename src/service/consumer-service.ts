@@ -58,7 +58,7 @@ export async function startConsumerService(
   const telemetry = new Telemetry(log, exporter);
   const processor = new SnapshotProcessor(detector, settings.limits, telemetry);
   const kafka = createKafka(settings.kafka, log);
-  const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic);
+  const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
   const source = new KafkaSnapshotSource(
     kafka,
     { topic: settings.topic, group: settings.group, restoreLookbackMs: settings.restore_lookback_ms },
@@ -97,10 +97,20 @@ export async function startConsumerService(
     waiting = undefined;
     await sinks.connect();
     await source.start();
-    punctuator = setInterval(
-      () => processor.punctuate(Date.now(), settings.run_idle_timeout_ms),
-      PUNCTUATE_INTERVAL_MS,
-    );
+    punctuator = setInterval(() => {
+      const now = Date.now();
+      const idle = processor.flushIdle(now, settings.idle_flush_ms);
+      if (idle.length > 0) {
+        telemetry.transitions(idle);
+        sinks.write(idle, []).catch((err: unknown) => {
+          log.warn(
+            { event: "idle_flush_write_failed", err: String(err) },
+            "could not publish idle-flush transitions",
+          );
+        });
+      }
+      processor.punctuate(now, settings.run_idle_timeout_ms);
+    }, PUNCTUATE_INTERVAL_MS);
     punctuator.unref();
     log.info(
       { event: "consuming", topic: settings.topic, group: settings.group, brokers },

@@ -41,7 +41,8 @@ export class Telemetry {
    * Logs a batch's transitions. A unit's first verdict (from UNKNOWN) is routine
    * and comes for every unit of a new layer at once, so those are summarised in
    * one line per layer; every later change (deaths, revivals, sparsity moves)
-   * gets a line of its own. The events topic still carries every transition.
+   * gets a line of its own, whether or not the `events` setting puts it on
+   * the events topic.
    */
   transitions(list: readonly UnitTransition[]): void {
     const firstVerdicts = new Map<

@@ -1,6 +1,7 @@
 /**
  * The two Kafka outputs of the consumer: transition events (UnitTransition,
- * keyed like snapshots so a layer's events stay in order) and the dead-letter
+ * keyed like snapshots so a layer's events stay in order; those the `events`
+ * setting selects, see event-policy.ts) and the dead-letter
  * topic (the offending message unchanged, the error in headers). Both go
  * through one idempotent producer and are flushed before offsets are committed,
  * so nothing is lost across a crash (at-least-once).
@@ -8,6 +9,7 @@
 import type { Kafka, Message, Producer } from "kafkajs";
 import { encodeTransition } from "../codec/index.js";
 import { layerKey, type UnitTransition } from "../core/snapshot.js";
+import { type EventPolicy, selectEvents } from "./event-policy.js";
 
 /** Header names on dead-lettered messages; documented in docs/errors.md. */
 export const DEAD_LETTER_HEADERS = {
@@ -55,6 +57,7 @@ export class KafkaSinks {
     kafka: Kafka,
     private readonly eventsTopic: string,
     private readonly deadLetterTopic: string,
+    private readonly policy: EventPolicy,
   ) {
     this.producer = kafka.producer({
       idempotent: true,
@@ -71,12 +74,15 @@ export class KafkaSinks {
     return this.producer.disconnect();
   }
 
-  /** Writes one batch worth of events and dead letters; resolves when the broker acknowledged all. */
+  /**
+   * Writes one batch worth of events (the transitions the policy selects) and
+   * dead letters; resolves when the broker acknowledged all.
+   */
   async write(
     transitions: readonly UnitTransition[],
     deadLetters: readonly DeadLetterRecord[],
   ): Promise<void> {
-    const events = transitions.map(
+    const events = selectEvents(this.policy, transitions).map(
       (t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) }),
     );
     // A layer of many units can change state all at once: tens of thousands of events.

@@ -157,6 +157,6 @@ describe("reluwatch consume: two instances in one group", () => {
     );
 
     await waitForCommittedToEnd(kafka, group, topic);
-    await assertEventsExactlyOnce(kafka, events, reference.transitions);
+    await assertEventsExactlyOnce(kafka, events, reference.events);
   });
 });

@@ -116,7 +116,7 @@ describe("reluwatch consume: SIGTERM and restart", () => {
 
     // The restarted process commits after writing its events; once it has, every event is on the topic.
     await waitForCommittedToEnd(kafka, group, topic);
-    await assertEventsExactlyOnce(kafka, events, reference.transitions);
+    await assertEventsExactlyOnce(kafka, events, reference.events);
 
     // The log carries each later change too, once over both processes, stamped with when it was
     // logged; first verdicts (from UNKNOWN) are summarised per layer.

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { decodeTransition } from "../../src/codec/index.js";
-import { loadSettings } from "../../src/config/index.js";
+import { loadSettings, type Settings } from "../../src/config/index.js";
 import type { UnitState, UnitTransition } from "../../src/core/index.js";
 import { createLogger } from "../../src/log.js";
 import { type ConsumerService, startConsumerService } from "../../src/service/consumer-service.js";
+import { DEFAULT_EVENT_POLICY, type EventPolicy } from "../../src/sink/event-policy.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import { waitFor } from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
@@ -32,71 +33,109 @@ async function readEvents(broker: TestBroker, topic: string, expected: number): 
   }
 }
 
+function consumeSettings(broker: TestBroker, topic: string, policy: EventPolicy): Settings {
+  return loadSettings({
+    flags: {
+      brokers: broker.brokers.join(","),
+      topic,
+      group: `${topic}.group.${policy}`,
+      eventsTopic: `${topic}.events.${policy}`,
+      deadLetterTopic: `${topic}.dlq`,
+      metricsPort: "0",
+      metricsHost: "127.0.0.1",
+      // The default policy is what an unset setting gives; "all" is asked for.
+      ...(policy === DEFAULT_EVENT_POLICY ? {} : { events: policy }),
+    },
+    env: {},
+    groups: ["kafka", "service", "detector", "limits"],
+  });
+}
+
 describe("reluwatch consume against a real broker", () => {
   let broker: TestBroker;
-  let service: ConsumerService | undefined;
-  after(async () => service?.stop());
+  const services: ConsumerService[] = [];
+  after(async () => {
+    for (const s of services) await s.stop();
+  });
   before(async () => {
     broker = await getBroker();
   });
 
-  test("simulate → consume → /metrics shows exactly the offline detector's verdicts; deaths reach the events topic", async () => {
+  test("simulate → consume → /metrics shows exactly the offline detector's verdicts; the events topic carries what the events setting selects", async () => {
     const topic = uniqueTopic("consume");
-    const events = `${topic}.events`;
     await createTopic(broker, topic, 3);
-    await createTopic(broker, events, 1);
+    const policies: EventPolicy[] = ["deaths", "all"];
+    assert.equal(DEFAULT_EVENT_POLICY, "deaths");
+    for (const policy of policies) await createTopic(broker, `${topic}.events.${policy}`, 1);
     const snapshots = scenarioSnapshots("lr-spike", { seed: 7 });
     await produceSnapshots(kafkaClient(broker), topic, snapshots);
 
-    const settings = loadSettings({
-      flags: {
-        brokers: broker.brokers.join(","),
-        topic,
-        group: `${topic}.group`,
-        eventsTopic: events,
-        deadLetterTopic: `${topic}.dlq`,
-        metricsPort: "0",
-        metricsHost: "127.0.0.1",
-      },
-      env: {},
-      groups: ["kafka", "service", "detector", "limits"],
-    });
-    service = await startConsumerService(settings, createLogger("test", "warn"));
-    const base = `http://127.0.0.1:${service.address.port}`;
-    const { samples } = await waitFor("every snapshot applied", async () => {
-      const s = await scrape(base);
-      return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
-        ? s
-        : undefined;
-    });
-
+    // Two consumer groups over the same snapshots: one per events policy.
+    const bases = new Map<EventPolicy, string>();
+    for (const policy of policies) {
+      const settings = consumeSettings(broker, topic, policy);
+      assert.equal(settings.events, policy);
+      const service = await startConsumerService(settings, createLogger("test", "warn"));
+      services.push(service);
+      bases.set(policy, `http://127.0.0.1:${service.address.port}`);
+    }
     const reference = referenceDetector(snapshots);
     const summaries = reference.detector.summaries();
     assert.ok(summaries.length > 0);
-    let referenceDeaths = 0;
-    for (const s of summaries) {
-      for (const state of STATES) {
-        const exported = sumOf(samples, "reluwatch_layer_units", {
-          run: s.run_id,
-          layer: s.layer,
-          state: state.toLowerCase(),
-        });
-        assert.equal(exported, s.units_by_state[state], `${s.layer} ${state}`);
-      }
-      assert.equal(
-        sumOf(samples, "reluwatch_layer_window_samples", { run: s.run_id, layer: s.layer }),
-        s.window_samples,
-      );
-      referenceDeaths += s.units_by_state.DEAD;
-    }
-    assert.ok(referenceDeaths > 0, "the scenario kills units");
-    assert.equal(sumOf(samples, "reluwatch_unit_transitions_total", { to: "dead" }), referenceDeaths);
+    const living = reference.transitions.filter((t) => t.from === "UNKNOWN" && t.to !== "DEAD");
+    assert.ok(living.length > 0, "the scenario has first verdicts of living units");
 
-    const emitted = await readEvents(broker, events, reference.transitions.length);
-    assert.equal(emitted.length, reference.transitions.length);
-    const key = (t: UnitTransition) => `${t.layer}/${t.unit}/${t.from}/${t.to}/${t.step}`;
-    assert.deepEqual(new Set(emitted.map(key)), new Set(reference.transitions.map(key)));
-    const res = await fetch(`${base}/readyz`);
-    assert.equal(res.status, 200);
+    for (const policy of policies) {
+      const base = bases.get(policy)!;
+      const { samples } = await waitFor(`every snapshot applied (events ${policy})`, async () => {
+        const s = await scrape(base);
+        return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
+          ? s
+          : undefined;
+      });
+
+      let referenceDeaths = 0;
+      for (const s of summaries) {
+        for (const state of STATES) {
+          const exported = sumOf(samples, "reluwatch_layer_units", {
+            run: s.run_id,
+            layer: s.layer,
+            state: state.toLowerCase(),
+          });
+          assert.equal(exported, s.units_by_state[state], `${s.layer} ${state}`);
+        }
+        assert.equal(
+          sumOf(samples, "reluwatch_layer_window_samples", { run: s.run_id, layer: s.layer }),
+          s.window_samples,
+        );
+        referenceDeaths += s.units_by_state.DEAD;
+      }
+      assert.ok(referenceDeaths > 0, "the scenario kills units");
+      assert.equal(sumOf(samples, "reluwatch_unit_transitions_total", { to: "dead" }), referenceDeaths);
+      // First verdicts are counted whether or not they are events.
+      for (const to of ["ACTIVE", "MOSTLY_SILENT"] as const) {
+        assert.equal(
+          sumOf(samples, "reluwatch_unit_transitions_total", { from: "unknown", to: to.toLowerCase() }),
+          living.filter((t) => t.to === to).length,
+          `first verdicts ${to} (events ${policy})`,
+        );
+      }
+
+      const expected = policy === "all" ? reference.transitions : reference.events;
+      if (policy === "deaths") {
+        assert.ok(expected.length > 0 && expected.length < reference.transitions.length);
+        assert.ok(expected.every((t) => t.from === "DEAD" || t.to === "DEAD"));
+        assert.ok(
+          expected.some((t) => t.to === "DEAD" && t.from !== "UNKNOWN"),
+          "deaths are events",
+        );
+      }
+      const emitted = await readEvents(broker, `${topic}.events.${policy}`, expected.length);
+      assert.equal(emitted.length, expected.length, `events ${policy}`);
+      const key = (t: UnitTransition) => `${t.layer}/${t.unit}/${t.from}/${t.to}/${t.step}`;
+      assert.deepEqual(new Set(emitted.map(key)), new Set(expected.map(key)));
+      const res = await fetch(`${base}/readyz`);
+      assert.equal(res.status, 200);
+    }
   });
 });

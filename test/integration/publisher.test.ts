@@ -114,3 +114,39 @@ test("publish() refuses a snapshot that breaks the contract and counts it as inv
   assert.equal(stats.offered, 0);
   await assert.rejects(publisher.publish(snapshot("r", "l", 0, 2)), /closed publisher/);
 });
+
+test("a snapshot with NaN or infinite sums is sent, not thrown, and counted; nonfinite, micro_batch and incarnation reach the topic", async () => {
+  const topic = uniqueTopic("publisher-nan");
+  await createTopic(broker, topic, 1);
+  const publisher = new SnapshotPublisher({ brokers: broker.brokers, topic });
+  await publisher.connect();
+  const base = snapshot("r-nan", "l", 0, 5);
+  const sums = Float32Array.from({ length: 8 }, (_, i) => i);
+  const diverged: ActivationSnapshot = {
+    ...base,
+    micro_batch: 3,
+    incarnation: 1_764_000_000_000,
+    stats: {
+      kind: "counts",
+      fires: new Uint32Array(8),
+      abs_sum: Float32Array.from([Number.NaN, ...sums.subarray(1)]),
+      sq_sum: Float32Array.from([Number.POSITIVE_INFINITY, ...sums.subarray(1)]),
+      nonfinite: Uint32Array.from({ length: 8 }, (_, i) => (i === 0 ? 64 : 0)),
+    },
+  };
+  await publisher.publish(diverged);
+  await publisher.publish(diverged);
+  await publisher.publish(base);
+  const stats = await publisher.close();
+  assert.deepEqual([stats.nonfinite_sums, stats.invalid, stats.sent], [2, 0, 3]);
+  const got = await consumeAll(topic, 3);
+  const s = got[0]!.s;
+  assert.equal(s.micro_batch, 3);
+  assert.equal(s.incarnation, 1_764_000_000_000);
+  assert.ok(s.stats.kind === "counts");
+  assert.ok(Number.isNaN(s.stats.abs_sum![0]!));
+  assert.deepEqual([...s.stats.nonfinite!], [64, 0, 0, 0, 0, 0, 0, 0]);
+  // A writer that sets none of the fields gets the defaults.
+  const plain = got[2]!.s;
+  assert.deepEqual([plain.micro_batch, plain.incarnation], [0, 0]);
+});

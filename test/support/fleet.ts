@@ -9,6 +9,7 @@ import {
   type UnitTransition,
 } from "../../src/core/index.js";
 import { generateFleet, resolveScenario, type Scenario } from "../../src/sim/index.js";
+import { DEFAULT_EVENT_POLICY, type EventPolicy, selectEvents } from "../../src/sink/event-policy.js";
 
 export function scenarioSnapshots(name: string, overrides: Partial<Scenario> = {}): ActivationSnapshot[] {
   return [...generateFleet(resolveScenario(name, overrides))];
@@ -37,16 +38,20 @@ export async function produceSnapshots(
 
 export interface Reference {
   detector: Detector;
+  /** Every transition the detector decided. */
   transitions: UnitTransition[];
+  /** The transitions the consumer must write to the events topic under the policy. */
+  events: UnitTransition[];
 }
 
 /** The offline oracle: the same snapshots through a detector in this process, in the same per-layer order. */
 export function referenceDetector(
   snapshots: readonly ActivationSnapshot[],
   config: Partial<DetectorConfig> = {},
+  policy: EventPolicy = DEFAULT_EVENT_POLICY,
 ): Reference {
   const detector = new Detector(config);
   const transitions: UnitTransition[] = [];
   for (const s of snapshots) transitions.push(...detector.apply(s, s.time).transitions);
-  return { detector, transitions };
+  return { detector, transitions, events: selectEvents(policy, transitions) };
 }

@@ -29,6 +29,9 @@ test("reluwatch demo-trainer writes JSON-lines snapshots and the ground truth", 
       ["0:dense_0", "0:dense_1", "20:dense_0", "20:dense_1", "40:dense_0", "40:dense_1"],
     );
     assert.ok(snaps.every((s) => s.run_id === "cli-run" && s.samples === 64 && s.stats.fires.length === 16));
+    // A healthy run: every value finite, the one probe per step is micro-batch 0, one incarnation.
+    assert.ok(snaps.every((s) => s.stats.nonfinite === null && s.micro_batch === 0));
+    assert.equal(new Set(snaps.map((s) => s.incarnation)).size, 1);
     const truth = JSON.parse(readFileSync(truthOut, "utf8"));
     assert.deepEqual(Object.keys(truth.dead), ["dense_0", "dense_1"]);
     for (const layer of ["dense_0", "dense_1"]) {
@@ -38,6 +41,30 @@ test("reluwatch demo-trainer writes JSON-lines snapshots and the ground truth", 
       const last = snaps.find((s) => s.step === 40 && s.layer === layer);
       for (const u of truth.dead[layer]) assert.equal(last.stats.fires[u], 0);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the ranks of one demo-trainer run, each its own process, send one incarnation", () => {
+  const dir = mkdtempSync(join(tmpdir(), "reluwatch-demo-"));
+  try {
+    const out = join(dir, "snaps.jsonl");
+    const r = cli([
+      "demo-trainer",
+      ...["--layers", "1", "--units", "8", "--steps", "10", "--every-steps", "5", "--probe-batch", "16"],
+      ...["--ranks", "2", "--dataset-size", "128", "--lr-spike-step", "none", "--out", out],
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const snaps = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual([...new Set(snaps.map((s) => s.rank))].sort(), [0, 1]);
+    const incarnations = new Set(snaps.map((s) => s.incarnation));
+    assert.equal(incarnations.size, 1, `one job, one incarnation: ${[...incarnations]}`);
+    const [incarnation] = incarnations;
+    assert.ok(incarnation > Date.UTC(2020, 0, 1) && incarnation <= Date.now(), "a start time in ms");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -46,6 +46,13 @@ describe("settings", () => {
     assert.equal(s.kafka.sasl_mechanism, undefined);
   });
 
+  test("events: deaths by default, all on request, anything else is refused naming the setting", () => {
+    assert.equal(load().events, "deaths");
+    assert.equal(load({}, { RELUWATCH_EVENTS: "all" }).events, "all");
+    assert.equal(load({ events: "ALL" }).events, "all");
+    rejectsNaming(() => load({ events: "first_verdicts" }), "--events");
+  });
+
   test("file < environment < flag, with names derived from one table", () => {
     const file = tempFile("c.yaml", "metrics_port: 1111\nwindow_steps: 2000\ntopic: from-file\n");
     const s = load(

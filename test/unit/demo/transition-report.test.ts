@@ -61,6 +61,19 @@ test("first verdicts are one line per layer and step; deaths say how many, from 
   assert.deepEqual(report.drain(true), ["step  1700  end"]);
 });
 
+test("with events: deaths a new layer shows only its born-dead units, and the dead count stays right", () => {
+  const report = new TransitionReport({ confidence: 0.999, layerUnits: () => 8 });
+  report.add(t("dense_0", 6, "UNKNOWN", "DEAD", 300, true));
+  report.add(t("dense_0", 7, "UNKNOWN", "DEAD", 300, true));
+  report.add(t("dense_1", 0, "UNKNOWN", "DEAD", 300, true));
+  report.add(t("dense_0", 0, "ACTIVE", "DEAD", 1200));
+  assert.deepEqual(report.drain(), [
+    "step   300  dense_0: 2 units born dead; 2/8 dead",
+    "step   300  dense_1: 1 unit born dead; 1/8 dead",
+    "step  1200  dense_0: 1 unit died (active → dead); 3/8 dead, confidence 99.9%",
+  ]);
+});
+
 test("confidence reads as a percentage without wasted digits", () => {
   assert.deepEqual([0.999, 0.9999, 0.95, 1, 0.001].map(formatPercent), [
     "99.9%",

@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
-import type { FiringCounts } from "../../../src/core/snapshot.js";
+import { pino } from "pino";
+import { CodecError, decodeSnapshot, encodeSnapshot } from "../../../src/codec/index.js";
+import type { ActivationSnapshot, FiringCounts } from "../../../src/core/snapshot.js";
 import {
   ActivationProbe,
   ActivationProbeError,
   findReluLayers,
+  PROCESS_START_MS,
   probeCallback,
 } from "../../../src/publisher/activation-probe.js";
-import { MemorySnapshotSink } from "../../../src/publisher/probe.js";
+import { MemorySnapshotSink, type SnapshotSink } from "../../../src/publisher/probe.js";
 import { seededRandom } from "../../../src/publisher/seeded-random.js";
 import { loadTf } from "../../../src/publisher/tf-backend.js";
 
@@ -270,5 +273,202 @@ test("the callback counts batches as steps in model.fit and probes from its pool
     ["0:h0", "0:h1", "5:h0", "5:h1", "10:h0", "10:h1", "15:h0", "15:h1"],
   );
   assert.ok(sink.snapshots.every((s) => s.samples === 16 && s.layer_units === 6));
+  tf.dispose([x, y]);
+});
+
+test("repeated probes of one step are its micro-batches 0, 1, 2; a new step starts again at 0", async () => {
+  const x = inputs(8, 2);
+  const sink = new MemorySnapshotSink();
+  const probe = new ActivationProbe(mixedModel(), { sink, run_id: "mb", every_steps: 1 });
+  for (const step of [10, 10, 10, 11, 12, 12]) await probe.probe(step, x);
+  const layers = probe.layers.length;
+  assert.deepEqual(
+    sink.snapshots.filter((_, i) => i % layers === 0).map((s) => `${s.step}/${s.micro_batch}`),
+    ["10/0", "10/1", "10/2", "11/0", "12/0", "12/1"],
+  );
+  assert.ok(sink.snapshots.every((s, i) => s.micro_batch === sink.snapshots[i - (i % layers)]!.micro_batch));
+  x.dispose();
+});
+
+test("incarnation: the process start time unless given, the same for every probe of the process", async () => {
+  const x = inputs(4, 2);
+  const sink = new MemorySnapshotSink();
+  const a = new ActivationProbe(mixedModel(), { sink, run_id: "inc" });
+  const b = new ActivationProbe(mixedModel(), { sink, run_id: "inc", incarnation: 1_800_000_000_000 });
+  assert.equal(a.incarnation, PROCESS_START_MS);
+  assert.ok(PROCESS_START_MS <= Date.now() && PROCESS_START_MS > Date.UTC(2020, 0, 1));
+  const [sa] = await a.probe(0, x);
+  const [sb] = await b.probe(0, x);
+  assert.equal(sa!.incarnation, PROCESS_START_MS);
+  assert.equal(sb!.incarnation, 1_800_000_000_000);
+  assert.throws(
+    () => new ActivationProbe(mixedModel(), { sink, run_id: "inc", incarnation: -1 }),
+    ActivationProbeError,
+  );
+  assert.throws(
+    () => new ActivationProbe(mixedModel(), { sink, run_id: "inc", incarnation: 1.5 }),
+    /incarnation/,
+  );
+  x.dispose();
+});
+
+/**
+ * A ReLU layer of 4 units over a linear one: unit 0 outputs NaN, unit 1 +Inf, units 2 and 3
+ * the bias 1 and -1. (A separate ReLU: wasm's fused Dense+relu kernel turns NaN into 0.)
+ */
+function nanModel(): tf.Sequential {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [2], units: 4, name: "lin" }),
+      tf.layers.reLU({ name: "h0" }),
+      tf.layers.dense({ units: 1, name: "o" }),
+    ],
+  });
+  model
+    .getLayer("lin")
+    .setWeights([tf.zeros([2, 4]), tf.tensor1d([Number.NaN, Number.POSITIVE_INFINITY, 1, -1])]);
+  return model;
+}
+
+test("NaN and ±Inf activations are counted as nonfinite per unit, never as fires, and kept out of the sums", async () => {
+  const x = tf.ones([6, 2]);
+  const probe = new ActivationProbe(nanModel(), { sink: new MemorySnapshotSink(), run_id: "nan" });
+  const [snap] = await probe.probe(0, x);
+  const st = counts(snap!);
+  assert.equal(snap!.samples, 6);
+  assert.deepEqual(Array.from(st.fires), [0, 0, 6, 0]);
+  assert.deepEqual(Array.from(st.nonfinite!), [6, 6, 0, 0]);
+  assert.deepEqual(Array.from(st.abs_sum!), [0, 0, 6, 0]);
+  assert.deepEqual(Array.from(st.sq_sum!), [0, 0, 6, 0]);
+  assert.deepEqual(probe.stats(), { probes: 1, published: 1, nonfinite_values: 12, rejected: 0 });
+  // The wire carries it: a valid snapshot, not a contract violation.
+  assert.ok(encodeSnapshot(snap!).length > 0);
+
+  // Without sums the non-finite values are found and counted all the same.
+  const [bare] = await new ActivationProbe(nanModel(), {
+    sink: new MemorySnapshotSink(),
+    run_id: "nan",
+    sums: false,
+  }).probe(0, x);
+  assert.deepEqual(Array.from(counts(bare!).fires), [0, 0, 6, 0]);
+  assert.deepEqual(Array.from(counts(bare!).nonfinite!), [6, 6, 0, 0]);
+  assert.equal(counts(bare!).abs_sum, null);
+
+  // Finite activations whose squares overflow float32: no value was non-finite, the sum is.
+  const huge = nanModel();
+  huge.getLayer("lin").setWeights([tf.zeros([2, 4]), tf.tensor1d([1e30, 1, 1, 1])]);
+  const [big] = await new ActivationProbe(huge, { sink: new MemorySnapshotSink(), run_id: "big" }).probe(
+    0,
+    x,
+  );
+  assert.equal(counts(big!).nonfinite, null);
+  assert.deepEqual(Array.from(counts(big!).fires), [6, 6, 6, 6]);
+  assert.equal(counts(big!).sq_sum![0], Number.POSITIVE_INFINITY);
+
+  const finite = new ActivationProbe(mixedModel(), { sink: new MemorySnapshotSink(), run_id: "ok" });
+  const snaps = await finite.probe(0, inputs(4, 1));
+  assert.ok(
+    snaps.every((s) => counts(s).nonfinite === null),
+    "all finite: nonfinite is null",
+  );
+  x.dispose();
+});
+
+/** A sink that validates like the Kafka publisher and keeps the encoded messages. */
+class EncodingSink implements SnapshotSink {
+  readonly messages: Buffer[] = [];
+  async publish(snapshot: ActivationSnapshot): Promise<void> {
+    this.messages.push(encodeSnapshot(snapshot));
+  }
+}
+
+test("a model that produces NaN activations inside model.fit trains on: every probe is published with its nonfinite counts", async () => {
+  const model = nanModel();
+  model.compile({ optimizer: tf.train.sgd(0.01), loss: "meanSquaredError" });
+  const rnd = seededRandom(9);
+  const x = tf.tensor2d(
+    Float32Array.from({ length: 64 }, () => rnd() - 0.5),
+    [32, 2],
+  );
+  const y = x.sum(1, true);
+  const sink = new EncodingSink();
+  const probe = new ActivationProbe(model, {
+    sink,
+    run_id: "diverged",
+    every_steps: 2,
+    probe_batch: 8,
+    pool: x,
+  });
+  const cb = probeCallback(probe);
+  // 32 / 8 = 4 batches per epoch, 3 epochs: 12 steps, probes at 0, 2, ..., 12. The NaN unit makes
+  // the loss NaN, so after the first update every weight and every activation is NaN.
+  const history = await model.fit(x, y, {
+    batchSize: 8,
+    epochs: 3,
+    shuffle: false,
+    verbose: 0,
+    callbacks: [cb],
+  });
+  assert.equal(cb.step, 12, "training ran every batch");
+  assert.equal(history.epoch.length, 3);
+  assert.ok(Number.isNaN(history.history.loss!.at(-1) as number), "the model did diverge");
+  assert.equal(sink.messages.length, 7);
+  const decoded = sink.messages.map((m) => decodeSnapshot(m));
+  assert.deepEqual(
+    decoded.map((s) => s.step),
+    [0, 2, 4, 6, 8, 10, 12],
+  );
+  const last = counts(decoded.at(-1)!);
+  assert.deepEqual(Array.from(last.fires), [0, 0, 0, 0], "NaN is no fire");
+  assert.deepEqual(Array.from(last.nonfinite!), [8, 8, 8, 8], "every sample of every unit was NaN");
+  assert.deepEqual(
+    Array.from(counts(decoded[0]!).nonfinite!.subarray(0, 2)),
+    [8, 8],
+    "NaN and +Inf from the start",
+  );
+  assert.ok(decoded.every((s) => s.micro_batch === 0 && s.incarnation === PROCESS_START_MS));
+  const stats = probe.stats();
+  assert.equal(stats.rejected, 0);
+  assert.equal(stats.published, 7);
+  assert.ok(stats.nonfinite_values >= 6 * 8 * 4, `${stats.nonfinite_values} non-finite values counted`);
+  tf.dispose([x, y]);
+});
+
+test("a snapshot the sink refuses as a contract violation is counted and logged once; model.fit goes on", async () => {
+  const model = nanModel();
+  model.compile({ optimizer: tf.train.sgd(0.01), loss: "meanSquaredError" });
+  const x = tf.ones([16, 2]);
+  const y = tf.ones([16, 1]);
+  const refusing: SnapshotSink = {
+    publish: async () => {
+      throw new CodecError("BAD_SUM", "unit 0: NaN (sums must be finite and >= 0)", "stats.abs_sum");
+    },
+  };
+  const lines: string[] = [];
+  const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+  const probe = new ActivationProbe(model, {
+    sink: refusing,
+    run_id: "refused",
+    every_steps: 1,
+    pool: x,
+    logger,
+  });
+  const cb = probeCallback(probe);
+  await model.fit(x, y, { batchSize: 4, epochs: 2, shuffle: false, verbose: 0, callbacks: [cb] });
+  assert.equal(cb.step, 8);
+  assert.deepEqual(
+    { ...probe.stats(), nonfinite_values: 0 },
+    { probes: 9, published: 0, nonfinite_values: 0, rejected: 9 },
+  );
+  assert.equal(lines.length, 1, "logged once");
+  assert.match(lines[0]!, /"reason":"bad_sum"/);
+
+  // Anything else a sink throws is not about numbers and still surfaces.
+  const broken = new ActivationProbe(model, {
+    sink: { publish: async () => Promise.reject(new Error("publish() on a closed publisher")) },
+    run_id: "closed",
+    pool: x,
+  });
+  await assert.rejects(broken.probe(0), /closed publisher/);
   tf.dispose([x, y]);
 });

@@ -51,6 +51,7 @@ test("SnapshotPublisher refuses bad options up front and publish() before connec
     dropped: 0,
     failed: 0,
     invalid: 0,
+    nonfinite_sums: 0,
     send_errors: 0,
     queued: 0,
     in_flight: 0,
