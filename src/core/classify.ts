@@ -11,6 +11,7 @@ import {
   DEAD,
   FLAG_BORN_DEAD,
   FLAG_CONSTANT,
+  FLAG_RECHECK,
   type LayerState,
   MOSTLY_SILENT,
   STATE_NAMES,
@@ -111,7 +112,22 @@ export function classifyLayer(
       }
       const nEff = silence * esf;
       let next = st;
-      if (st === DEAD) {
+      let retracted = false;
+      let recheck = st === DEAD && (flags[j]! & FLAG_RECHECK) !== 0;
+      if (recheck && nEff >= nMin) {
+        // A verdict from before a resume that the evidence left still proves.
+        flags[j] = flags[j]! & ~FLAG_RECHECK;
+        recheck = false;
+      }
+      if (recheck) {
+        // It rested on dropped evidence: judge the unit afresh on its rate (with no evidence at
+        // all it waits for some).
+        if (unitWin > 0) {
+          flags[j] = flags[j]! & ~FLAG_RECHECK;
+          next = w >= silentRate * unitWin ? ACTIVE : MOSTLY_SILENT;
+          retracted = true;
+        }
+      } else if (st === DEAD) {
         let df = deathFires[j]! + headFires[j]!;
         let ds = Math.min(deathSamples[j]! + headSamples - (headBad?.[j] ?? 0), U32_MAX);
         if (headFires[j] === 0 && (df === 0 || nEff >= nMin)) {
@@ -166,7 +182,8 @@ export function classifyLayer(
         if (st === ACTIVE || st === MOSTLY_SILENT) tally.deaths++;
       } else if (st === DEAD) {
         flags[j] = flags[j]! & ~FLAG_BORN_DEAD;
-        tally.revivals++;
+        // A retracted verdict is no revival: the unit never died on the timeline that stands.
+        if (!retracted) tally.revivals++;
       }
       state[j] = next;
       tally.transitions[st * 4 + next]!++;

@@ -19,6 +19,8 @@ export const STATE_NAMES = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"] as con
 export const FLAG_EVER_FIRED = 1;
 export const FLAG_BORN_DEAD = 2;
 export const FLAG_CONSTANT = 4;
+/** A DEAD verdict given before a resume cut: it stands only if the evidence left still proves it. */
+export const FLAG_RECHECK = 8;
 
 /** lastFire value of a unit whose last fire is unknown or never happened. */
 export const NEVER = -2147483648;
@@ -221,7 +223,9 @@ export class LayerState {
   /**
    * A rank resumed from a checkpoint at `step`: drop every window bucket from
    * the one holding `step` on (bucket granularity, so a few earlier steps of
-   * that bucket go too) and make the bucket before it the head.
+   * that bucket go too) and make the bucket before it the head. DEAD units
+   * are marked for a recheck: a verdict that rested on the dropped evidence
+   * (a death on the replaced timeline) does not survive the next pass.
    */
   cutBack(step: number): void {
     if (!this.started) return;
@@ -232,6 +236,7 @@ export class LayerState {
     const cutStartRel = this.clock.firstStep(cut) - this.origin;
     const last = this.lastFire;
     for (let j = 0; j < this.units; j++) {
+      if (this.state[j] === DEAD) this.flags[j] = this.flags[j]! | FLAG_RECHECK;
       // The exact earlier fire step is gone with the bucket; keep what the remaining buckets prove.
       if (last[j]! >= cutStartRel) {
         this.flags[j] = this.flags[j]! | FLAG_EVER_FIRED;

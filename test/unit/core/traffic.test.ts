@@ -145,7 +145,7 @@ describe("crash and resume: incarnation", () => {
     );
   });
 
-  test("a death on the replaced timeline does not survive the resume", () => {
+  test("a death on the replaced timeline does not survive the resume: the verdict is retracted, not revived", () => {
     const d = new Detector(SMALL);
     // Unit 1 fires until step 20 on both timelines; the old one then silences it for good.
     twoRanks(d, 0, 20, 1_000, [1, 1]);
@@ -153,16 +153,33 @@ describe("crash and resume: incarnation", () => {
       for (const rank of [0, 1])
         d.apply(counts({ rank, step, incarnation: 1_000, samples: 100, fires: [1, 0] }), step);
     assert.equal(unit(d, 1).state, "DEAD");
-    // Resume from step 20 on a timeline where unit 1 keeps firing.
-    const ts = [];
-    for (let step = 20; step < 60; step++)
+    // Resume from step 20 on a timeline where unit 1 keeps firing: the first pass after the cut
+    // finds the verdict unproven by the evidence left, before any new evidence is needed.
+    const first = d.apply(
+      counts({ rank: 0, step: 20, incarnation: 2_000, samples: 100, fires: [1, 2] }),
+      100,
+    );
+    assert.deepEqual(
+      first.transitions.map((t) => [t.unit, t.from, t.to]),
+      [[1, "DEAD", "ACTIVE"]],
+    );
+    for (let step = 21; step < 60; step++)
       for (const rank of [0, 1])
-        ts.push(
-          ...d.apply(counts({ rank, step, incarnation: 2_000, samples: 100, fires: [1, 2] }), 100 + step)
-            .transitions,
-        );
+        d.apply(counts({ rank, step, incarnation: 2_000, samples: 100, fires: [1, 2] }), 100 + step);
     assert.equal(unit(d, 1).state, "ACTIVE");
-    assert.ok(ts.some((t) => t.unit === 1 && t.from === "DEAD"));
+    const s = d.summary("run", "fc1")!;
+    assert.equal(s.revivals_total, 0, "a retraction is no revival");
+  });
+
+  test("a verdict the evidence before the resume still proves stands", () => {
+    const d = new Detector(SMALL);
+    for (let step = 0; step < 100; step++)
+      d.apply(counts({ step, incarnation: 1_000, samples: 100, fires: [1, 0] }), step);
+    assert.equal(unit(d, 1).state, "DEAD");
+    const o = d.apply(counts({ step: 90, incarnation: 2_000, samples: 100, fires: [1, 0] }), 100);
+    assert.deepEqual(o.transitions, []);
+    assert.equal(unit(d, 1).state, "DEAD");
+    assert.equal(unit(d, 1).born_dead, true);
   });
 
   test("previous-schema writers (incarnation 0) are older than any explicit incarnation", () => {
