@@ -76,6 +76,7 @@ export function classifyLayer(
   const deathSamples = layer.deathSamples;
   const absSum = layer.absSum;
   const sqSum = layer.sqSum;
+  const sumSlots = layer.sumSlotsInWindow();
   const newer = new Float64Array(B);
   // Non-finite samples are no evidence: per unit, they come off every sample count below.
   const bad = slots.map((slot) => layer.nonfinite[slot] ?? null);
@@ -91,7 +92,7 @@ export function classifyLayer(
     const known = (seg.expired + segWin) * esf >= nMin;
     const headSamples = seg.samples[slots[0]!]!;
     let statWin = 0;
-    for (let a = 0; a < B; a++) statWin += seg.statSamples[slots[a]!]!;
+    for (const k of sumSlots) statWin += seg.statSamples[k]!;
     for (let j = seg.start; j < seg.end; j++) {
       const st = state[j]!;
       const w = win[j]!;
@@ -161,9 +162,9 @@ export function classifyLayer(
         if ((next === ACTIVE || next === MOSTLY_SILENT) && statWin > 0 && nonfiniteWin === 0) {
           let s1 = 0;
           let s2 = 0;
-          for (let a = 0; a < B; a++) {
-            s1 += absSum[slots[a]!]![j]!;
-            s2 += sqSum[slots[a]!]![j]!;
+          for (const k of sumSlots) {
+            s1 += absSum[k]![j]!;
+            s2 += sqSum[k]![j]!;
           }
           const mean = s1 / statWin;
           const variance = s2 / statWin - mean * mean;

@@ -328,3 +328,42 @@ describe("idle runs", () => {
     assert.equal(d.summary("run", "fc1")!.deaths_total, 0, "born dead, not a death");
   });
 });
+
+describe("sums kept per pair of buckets", () => {
+  test("means cover the window at pair granularity; a straggler of a reused pair keeps its fires, not its sums", () => {
+    const d = new Detector({ window_steps: 100, window_buckets: 10 });
+    // h = 2 on every sample in buckets 0..9, then h = 4 from bucket 10 on.
+    for (let step = 0; step < 100; step++)
+      d.apply(counts({ step, samples: 10, fires: [10], abs_sum: [20], sq_sum: [40] }), step);
+    assert.equal(d.summary("run", "fc1")!.dormancy_mean, 2);
+    d.apply(counts({ step: 100, samples: 10, fires: [10], abs_sum: [40], sq_sum: [160] }), 100);
+    // Head bucket 10 took the slot of buckets 0-1: the means read buckets 2..10.
+    const mean = d.summary("run", "fc1")!.dormancy_mean!;
+    assert.ok(Math.abs(mean - (80 * 20 + 40) / 810) < 1e-9, String(mean));
+    // Bucket 1 is still in the window (1..10), but its pair's slot now holds bucket 10.
+    const o = d.apply(
+      counts({ step: 15, micro_batch: 1, samples: 10, fires: [3], abs_sum: [999], sq_sum: [999] }),
+      101,
+    );
+    assert.equal(o.result, "ok");
+    assert.equal(d.summary("run", "fc1")!.dormancy_mean, mean);
+    assert.equal(d.units("run", "fc1")![0]!.fires, 913, "91 snapshots of 10 fires, plus the straggler's 3");
+  });
+
+  test("a layer with sums costs 102 bytes a unit at the default window, 62 without", () => {
+    const d = new Detector();
+    d.apply(counts({ step: 0, samples: 10, fires: new Array(1000).fill(1) }), 0);
+    assert.equal(d.stateBytes(), 62 * 1000);
+    d.apply(
+      counts({
+        step: 1,
+        samples: 10,
+        fires: new Array(1000).fill(1),
+        abs_sum: new Array(1000).fill(1),
+        sq_sum: new Array(1000).fill(1),
+      }),
+      1,
+    );
+    assert.equal(d.stateBytes(), 102 * 1000);
+  });
+});
