@@ -32,6 +32,12 @@ export interface ClassifyContext {
    * them without keeping them, so the bucket is not counted twice.
    */
   closing: boolean;
+  /**
+   * True when the head bucket closed before and its fires and samples are
+   * already in the revival evidence: the pass right after a resume cut the
+   * window back to such a bucket.
+   */
+  headCounted?: boolean;
 }
 
 /** Counts a pass adds to the layer's cumulative totals. */
@@ -59,6 +65,8 @@ export function classifyLayer(
   const esf = config.effective_sample_fraction;
   const deadRate = config.dead_rate;
   const silentRate = config.silent_rate;
+  const headCounted = ctx.headCounted === true;
+  const verdicts = layer.verdicts[layer.clock.slotOf(layer.head)]!;
   // Hysteresis: a living unit must cross the far edge of the band to change sides.
   const toSilent = silentRate * (1 - config.silent_hysteresis);
   const toActive = silentRate * (1 + config.silent_hysteresis);
@@ -129,9 +137,10 @@ export function classifyLayer(
           retracted = true;
         }
       } else if (st === DEAD) {
-        let df = deathFires[j]! + headFires[j]!;
-        let ds = Math.min(deathSamples[j]! + headSamples - (headBad?.[j] ?? 0), U32_MAX);
-        if (headFires[j] === 0 && (df === 0 || nEff >= nMin)) {
+        const hf = headCounted ? 0 : headFires[j]!;
+        let df = deathFires[j]! + hf;
+        let ds = Math.min(deathSamples[j]! + (headCounted ? 0 : headSamples - (headBad?.[j] ?? 0)), U32_MAX);
+        if (hf === 0 && (df === 0 || nEff >= nMin)) {
           // Silence before the first fire after the verdict, or a fresh n_min of silence after a
           // stray fire, counts as no more than the verdict's own evidence. Counting all of it would
           // make a unit dead for 100,000 samples that then fires at 2 × dead_rate wait another
@@ -176,6 +185,7 @@ export function classifyLayer(
       if (next === st) continue;
       let bornDead = false;
       if (next === DEAD) {
+        verdicts.push(j);
         deathFires[j] = 0;
         deathSamples[j] = 0;
         bornDead = !layer.everFired(j);

@@ -82,6 +82,12 @@ export class LayerState {
   private newestRel = NEVER;
   /** Keys of the snapshots applied to each bucket slot, so a redelivery is recognised. */
   readonly seen: Array<Set<string>>;
+  /**
+   * Units given a DEAD verdict by the pass whose head was each bucket slot's
+   * bucket: the evidence of such a verdict ends with that bucket, so a resume
+   * cut at or before it unproves the verdict.
+   */
+  readonly verdicts: number[][];
 
   constructor(units: number, windowSteps: number, buckets: number) {
     this.units = units;
@@ -101,6 +107,7 @@ export class LayerState {
     this.flags = new Uint8Array(units);
     this.seen = Array.from({ length: buckets }, () => new Set<string>());
     this.nonfinite = new Array<Uint32Array | null>(buckets).fill(null);
+    this.verdicts = Array.from({ length: buckets }, () => []);
   }
 
   private sumSlotOf(bucket: number): number {
@@ -271,21 +278,34 @@ export class LayerState {
     }
     fb.fill(0);
     this.nonfinite[slot] = null;
+    this.verdicts[slot] = [];
     this.seen[slot]!.clear();
   }
 
   /**
    * A rank resumed from a checkpoint at `step`: drop every window bucket from
    * the one holding `step` on (bucket granularity, so a few earlier steps of
-   * that bucket go too) and make the bucket before it the head. DEAD units
-   * are marked for a recheck: a verdict that rested on the dropped evidence
-   * (a death on the replaced timeline) does not survive the next pass.
+   * that bucket go too) and make the bucket before it the head. DEAD
+   * verdicts given on evidence that reached into the dropped buckets (a death
+   * on the replaced timeline) are marked for a recheck: the next pass keeps
+   * them only if the evidence left still proves them. A cut before the window
+   * start marks every DEAD unit: where their verdicts came from is no longer known.
    */
   cutBack(step: number): void {
     if (!this.started) return;
     const B = this.clock.buckets;
     const cut = this.clock.bucketOf(step);
     const from = Math.max(cut, this.head - B + 1);
+    if (cut < from) {
+      for (let j = 0; j < this.units; j++)
+        if (this.state[j] === DEAD) this.flags[j] = this.flags[j]! | FLAG_RECHECK;
+    } else {
+      for (let b = from; b <= this.head; b++) {
+        for (const j of this.verdicts[this.clock.slotOf(b)]!) {
+          if (this.state[j] === DEAD) this.flags[j] = this.flags[j]! | FLAG_RECHECK;
+        }
+      }
+    }
     for (let b = from; b <= this.head; b++) {
       this.clear(this.clock.slotOf(b));
       // A group's sums cannot be split: the part of it before the cut goes too.
@@ -295,7 +315,6 @@ export class LayerState {
     const cutStartRel = this.clock.firstStep(cut) - this.origin;
     const last = this.lastFire;
     for (let j = 0; j < this.units; j++) {
-      if (this.state[j] === DEAD) this.flags[j] = this.flags[j]! | FLAG_RECHECK;
       // The exact earlier fire step is gone with the bucket; keep what the remaining buckets prove.
       if (last[j]! >= cutStartRel) {
         this.flags[j] = this.flags[j]! | FLAG_EVER_FIRED;
@@ -327,6 +346,7 @@ export class LayerState {
       seg.samples[slot] = 0;
     }
     this.nonfinite[slot] = null;
+    this.verdicts[slot] = [];
     this.seen[slot]!.clear();
   }
 

@@ -367,3 +367,26 @@ describe("sums kept per pair of buckets", () => {
     assert.equal(d.stateBytes(), 102 * 1000);
   });
 });
+
+test("the pass after a resume does not count the fires of a bucket that closed before twice", () => {
+  for (const incarnation of [undefined, 1]) {
+    const d = new Detector(SMALL);
+    // Unit 0 is silent until its verdict, then fires twice in bucket 8: short of revive_min_fires 3.
+    for (let step = 0; step < 95; step++)
+      d.apply(counts({ step, incarnation, samples: 100, fires: [step === 85 ? 2 : 0, 5] }), step);
+    assert.equal(unit(d, 0).state, "DEAD");
+    // A resume at step 92 cuts back to bucket 8, which had closed with those two fires.
+    const o = d.apply(
+      counts({
+        step: 92,
+        incarnation: incarnation === undefined ? undefined : 2,
+        time: 9_000_000,
+        samples: 100,
+        fires: [0, 5],
+      }),
+      100,
+    );
+    assert.equal(o.notices[0]?.kind, "resume");
+    assert.equal(unit(d, 0).state, "DEAD", "2 fires, not 4");
+  }
+});
