@@ -367,8 +367,14 @@ export function unitPage(
     const u = p.unit;
     const death = p.transitions.find((t) => t.to === "DEAD");
     const flags = [u.born_dead ? "born dead" : "", u.constant ? "constant activation" : ""].filter(Boolean);
-    const row = (label: string, value: Node | string, testid: string) =>
-      h("tr", {}, h("th", {}, label), h("td", { "data-testid": testid }, value));
+    // data-value: the number behind the formatted text, for tools and tests.
+    const row = (label: string, value: Node | string, testid: string, raw?: number | null) =>
+      h(
+        "tr",
+        {},
+        h("th", {}, label),
+        h("td", { "data-testid": testid, "data-value": raw ?? undefined }, value),
+      );
     const stateCell = h("span", { class: "state" }, swatch(STATE_COLOURS[u.state]), stateLabel(u.state));
     body.replaceChildren(
       h(
@@ -387,13 +393,15 @@ export function unitPage(
             "rate upper bound",
             `${fmtRate(u.rate_upper_bound)} with ${(p.confidence * 100).toFixed(1)}% confidence (after ${fmtInt(u.n_silent)} silent samples; dead below ${fmtRate(p.dead_rate)}, which takes ${fmtInt(p.samples_needed)})`,
             "unit-bound",
+            u.rate_upper_bound,
           ),
           row(
             "last fire step",
             u.last_fire_step === null ? "never seen firing" : fmtInt(u.last_fire_step),
             "unit-last-fire",
+            u.last_fire_step,
           ),
-          row("died at step", death === undefined ? "—" : fmtInt(death.step), "unit-death-step"),
+          row("died at step", death === undefined ? "—" : fmtInt(death.step), "unit-death-step", death?.step),
           row("flags", flags.length === 0 ? "none" : flags.join(", "), "unit-flags"),
           row("dormancy (ReDo)", u.dormancy === null ? "—" : u.dormancy.toFixed(3), "unit-dormancy"),
           row("newest step of the layer", fmtInt(p.step), "unit-layer-step"),
