@@ -45,6 +45,7 @@ test("demo --ci: deaths printed as they are detected, a summary, exit 0, its own
     ...["--window-steps", "200", "--run-id", "e2e-demo"],
   ]);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /^ {2}unit explorer http:\/\/127\.0\.0\.1:\d+\/ui\/run\?run=e2e-demo$/m);
   assert.match(r.stdout, /^step +\d+ {2}dense_\d: first verdicts for 32 units: /m);
   const deaths = [
     ...r.stdout.matchAll(

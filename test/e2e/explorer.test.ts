@@ -131,8 +131,6 @@ describe("the unit explorer in chromium, against a consumer fed by the broker", 
     }));
     assert.equal(Number(canvas.cells), dying.layer_units, "one cell per unit");
     assert.equal(Number(canvas.units), dying.layer_units);
-    await page.mouse.move(40, 300);
-    await shot(page, "layer");
 
     // A unit that died (not born dead), opened by clicking its cell: cells are in unit order by default.
     const layerPath = `/api/runs/${encodeURIComponent(run)}/layers/${encodeURIComponent(dying.layer)}`;
@@ -141,12 +139,23 @@ describe("the unit explorer in chromium, against a consumer fed by the broker", 
     assert.ok(dead, "the layer has a unit that died");
     const cell = Number(canvas.cell);
     const cols = Number(canvas.cols);
-    await page.click("canvas[data-testid=layer-map]", {
-      position: {
-        x: (dead.unit % cols) * cell + cell / 2,
-        y: Math.floor(dead.unit / cols) * cell + cell / 2,
-      },
+    const position = {
+      x: (dead.unit % cols) * cell + cell / 2,
+      y: Math.floor(dead.unit / cols) * cell + cell / 2,
+    };
+    // Hovering the cell shows the unit's rate and bound.
+    await page.hover("canvas[data-testid=layer-map]", { position });
+    await page.waitForSelector("[data-testid=map-tooltip]:not([hidden])");
+    assert.match(
+      (await page.textContent("[data-testid=map-tooltip]")) ?? "",
+      new RegExp(`^unit ${dead.unit} · dead`),
+    );
+    await shot(page, "layer");
+    await page.screenshot({
+      path: join(TEST_OUTPUT_DIR, "explorer-layer-top.png"),
+      clip: { x: 0, y: 0, width: 1040, height: 620 },
     });
+    await page.click("canvas[data-testid=layer-map]", { position });
     await page.waitForSelector("[data-testid=unit-death-step][data-value]");
     assert.match(page.url(), new RegExp(`unit=${dead.unit}$`));
     assert.equal(await page.textContent("[data-testid=unit-state]"), "dead");

@@ -10,6 +10,7 @@ import type {
   LoggedTransition,
   UnitColumns,
   UnitDetail,
+  UnitState,
 } from "../../core/index.js";
 import { encodeLayerMap } from "../../ui/map-format.js";
 import { ApiError, sendBody, sendJson } from "./respond.js";
@@ -114,7 +115,12 @@ export async function routeApi(
   }
   switch (view.kind) {
     case "layer": {
-      const page = applyUnitsQuery(api.units(run, layer) ?? [], parseUnitsQuery(query));
+      const q = parseUnitsQuery(query);
+      // The explorer's refresh asks for the summary alone: count from it rather than build every unit.
+      const page =
+        q.limit === 0 && q.bornDead === undefined && q.constant === undefined
+          ? { total: countByState(summary, q.states), offset: q.offset, limit: 0, units: [] }
+          : applyUnitsQuery(api.units(run, layer) ?? [], q);
       sendJson(res, 200, { summary, confidence: 1 - api.config.alpha, ...page });
       return;
     }
@@ -167,6 +173,13 @@ export async function routeApi(
       return;
     }
   }
+}
+
+function countByState(summary: LayerSummary, states: ReadonlySet<UnitState> | undefined): number {
+  if (states === undefined) return summary.layer_units;
+  let n = 0;
+  for (const s of states) n += summary.units_by_state[s];
+  return n;
 }
 
 function boundedCount(query: URLSearchParams, name: string): number | undefined {

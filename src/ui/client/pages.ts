@@ -55,11 +55,13 @@ function swatch(colour: string): HTMLSpanElement {
   return s;
 }
 
-/** The small square drawn in the middle of a marked cell. */
-function mark(colour: string): HTMLSpanElement {
+/** A swatch with the small square drawn in the middle of a marked cell. */
+function marked(colour: string, markColour: string): HTMLSpanElement {
+  const s = swatch(colour);
   const m = h("span", { class: "mark" });
-  m.style.background = colour;
-  return m;
+  m.style.background = markColour;
+  s.append(m);
+  return s;
 }
 
 // ---- runs -------------------------------------------------------------------------------------
@@ -183,8 +185,8 @@ function legend(colourBy: ColourBy): HTMLElement {
     "div",
     { class: "legend", "data-testid": "legend" },
     ...items,
-    h("span", { class: "item" }, swatch(STATE_COLOURS.DEAD), mark(BORN_DEAD_MARK), "centre white: born dead"),
-    h("span", { class: "item" }, swatch(STATE_COLOURS.ACTIVE), mark(CONSTANT_MARK), "centre black: constant"),
+    h("span", { class: "item" }, marked(STATE_COLOURS.DEAD, BORN_DEAD_MARK), "born dead (white centre)"),
+    h("span", { class: "item" }, marked(STATE_COLOURS.ACTIVE, CONSTANT_MARK), "constant (black centre)"),
   );
 }
 

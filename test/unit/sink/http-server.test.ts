@@ -153,6 +153,9 @@ describe("HTTP API", () => {
       rates,
       [...rates].sort((a, b) => a - b),
     );
+    const deadCount = JSON.parse((await get(`${layerPath()}?state=dead,unknown&limit=0`)).body);
+    assert.equal(deadCount.total, s.units_by_state.DEAD + s.units_by_state.UNKNOWN);
+    assert.deepEqual(deadCount.units, []);
     const born = JSON.parse((await get(`${layerPath()}?born_dead=true&limit=0`)).body);
     assert.equal(born.total, s.born_dead_units);
     assert.equal(born.units.length, 0);
