@@ -150,7 +150,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     name: "http_token_file",
     type: "string",
     group: "service",
-    doc: "File holding a bearer token that /api and /ui then require (Authorization: Bearer <token>); /metrics, /healthz and /readyz stay open.",
+    doc: "File holding a bearer token, read at start-up, that /api and /ui then require (Authorization: Bearer <token>); /metrics, /healthz and /readyz stay open.",
   },
   {
     name: "external_url",
