@@ -62,7 +62,7 @@ export class LayerMapCanvas {
     private readonly confidence: () => number,
     private readonly onOpen: (unit: number) => void,
   ) {
-    this.canvas = h("canvas", { class: "layer-map", "data-testid": "layer-map" });
+    this.canvas = h("canvas", { class: "layer-map", "data-testid": "layer-map", role: "img" });
     this.tooltip = h("div", { class: "tooltip", hidden: true, "data-testid": "map-tooltip" });
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
     this.canvas.addEventListener("mouseleave", () => {
@@ -151,6 +151,10 @@ export class LayerMapCanvas {
     // The first draw of a page is the map's first paint; `make bench` reads this mark.
     if (performance.getEntriesByName(MAP_DRAWN_MARK).length === 0) performance.mark(MAP_DRAWN_MARK);
     // For tests and tools: what was drawn, and where cell i is.
+    this.canvas.setAttribute(
+      "aria-label",
+      `map of ${n} of the layer's ${map.units} units, coloured by ${this.view.colourBy === "state" ? "state" : "firing rate"}`,
+    );
     this.canvas.dataset.cells = String(n);
     this.canvas.dataset.units = String(map.units);
     this.canvas.dataset.cell = String(s);
