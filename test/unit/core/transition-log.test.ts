@@ -26,23 +26,35 @@ describe("TransitionLog", () => {
     const log = new TransitionLog(4);
     log.add(t(2, "UNKNOWN", "ACTIVE", 100));
     log.add(t(1, "UNKNOWN", "DEAD", 100));
-    log.add(t(2, "ACTIVE", "DEAD", 900));
+    log.add(t(2, "ACTIVE", "MOSTLY_SILENT", 600));
+    log.add(t(2, "MOSTLY_SILENT", "DEAD", 900));
     log.add(t(2, "DEAD", "ACTIVE", 1400));
     const mine = log.forUnit(2);
+    // A living first verdict is not logged; every later change is.
     assert.deepEqual(
       mine.map((x) => [x.from, x.to, x.step]),
       [
         ["DEAD", "ACTIVE", 1400],
-        ["ACTIVE", "DEAD", 900],
-        ["UNKNOWN", "ACTIVE", 100],
+        ["MOSTLY_SILENT", "DEAD", 900],
+        ["ACTIVE", "MOSTLY_SILENT", 600],
       ],
     );
     const [born] = log.forUnit(1);
     assert.equal(born!.born_dead, true);
     // Kept as float32: equal to 3 significant digits.
     assert.ok(Math.abs(born!.rate_upper_bound - 0.000987) < 1e-9);
-    assert.equal(log.newest(2).length, 2);
+    assert.equal(log.newest(10).length, 4);
     assert.equal(log.newest(2)[0]!.step, 1400);
+  });
+
+  test("costs nothing until units change, and grows with what happens", () => {
+    const log = new TransitionLog(1 << 20);
+    for (let u = 0; u < 1000; u++) log.add(t(u, "UNKNOWN", "ACTIVE", 100));
+    assert.equal(log.bytes(), 0, "first verdicts of living units take no space");
+    for (let u = 0; u < 1000; u++) log.add(t(u, "ACTIVE", "DEAD", 900));
+    assert.ok(log.bytes() >= 1000 * 21 && log.bytes() <= 2048 * 21, `${log.bytes()} bytes for 1000 deaths`);
+    assert.equal(log.forUnit(999)[0]!.step, 900);
+    assert.equal(log.forUnit(0)[0]!.step, 900, "growing kept the oldest entries");
   });
 
   test("flapping between active and mostly-silent never pushes a death out", () => {
