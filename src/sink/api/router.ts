@@ -21,6 +21,8 @@ export interface ApiSource {
   /** Samples a dead verdict needs. */
   readonly samplesNeeded: number;
   summaries(): LayerSummary[];
+  /** Every tracked (run, layer), without computing summaries. */
+  layerIds(): Array<{ run_id: string; layer: string }>;
   summary(run_id: string, layer: string): LayerSummary | undefined;
   units(run_id: string, layer: string): UnitDetail[] | undefined;
   unit(run_id: string, layer: string, unit: number): UnitDetail | undefined;
@@ -51,9 +53,9 @@ type LayerView =
  * so a tracked layer of the whole tail wins; only otherwise is a trailing
  * `/map`, `/transitions` or `/units/{n}` read as a view of the layer before it.
  */
-function resolveLayer(api: ApiSource, run: string, tail: string[]): { layer: string; view: LayerView } {
+function resolveLayer(tracked: ReadonlySet<string>, tail: string[]): { layer: string; view: LayerView } {
   const whole = tail.join("/");
-  if (api.summary(run, whole) !== undefined) return { layer: whole, view: { kind: "layer" } };
+  if (tracked.has(whole)) return { layer: whole, view: { kind: "layer" } };
   const last = tail[tail.length - 1];
   if (tail.length >= 2 && last === "map")
     return { layer: tail.slice(0, -1).join("/"), view: { kind: "map" } };
@@ -94,18 +96,20 @@ export async function routeApi(
     return;
   }
   const run = parts[2]!;
-  const layers = api.summaries().filter((s) => s.run_id === run);
-  if (layers.length === 0) {
+  // Names first, summaries only of what is asked: a summary is a pass over the layer's units.
+  const tracked = new Set(api.layerIds().flatMap((id) => (id.run_id === run ? [id.layer] : [])));
+  if (tracked.size === 0) {
     throw new ApiError("run_not_found", `run ${JSON.stringify(run)} is not tracked by this instance`);
   }
   if (parts.length === 4 && parts[3] === "layers") {
-    sendJson(res, 200, { run_id: run, layers: layers.sort((a, b) => a.layer.localeCompare(b.layer)) });
+    const layers = [...tracked].sort((a, b) => a.localeCompare(b)).flatMap((l) => api.summary(run, l) ?? []);
+    sendJson(res, 200, { run_id: run, layers });
     return;
   }
   if (parts.length < 5 || parts[3] !== "layers") {
     throw new ApiError("not_found", `no route for /${parts.join("/")}`);
   }
-  const { layer, view } = resolveLayer(api, run, parts.slice(4));
+  const { layer, view } = resolveLayer(tracked, parts.slice(4));
   const summary = api.summary(run, layer);
   if (summary === undefined) {
     throw new ApiError(
