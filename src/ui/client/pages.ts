@@ -111,6 +111,7 @@ export function runPage(root: HTMLElement, run: string, navigate: Navigate): Ref
           "units",
           ...STATES.map(stateLabel),
           "dead ratio",
+          "deaths / revivals",
           "born dead",
           "newest step",
           "stale ranks",
@@ -124,6 +125,7 @@ export function runPage(root: HTMLElement, run: string, navigate: Navigate): Ref
             h("td", { class: "num" }, fmtInt(l.layer_units)),
             ...STATES.map((s) => h("td", { class: "num", "data-state": s }, fmtInt(l.units_by_state[s]))),
             h("td", { class: "num" }, fmtPct(l.dead_ratio)),
+            h("td", { class: "num" }, `${fmtInt(l.deaths_total)} / ${fmtInt(l.revivals_total)}`),
             h("td", { class: "num" }, fmtInt(l.born_dead_units)),
             h("td", { class: "num" }, fmtInt(l.step)),
             h(
