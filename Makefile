@@ -49,13 +49,15 @@ node_modules/.installed: package.json package-lock.json .node-version | $(NODE)
 
 install: node_modules/.installed ## install npm dependencies (npm ci)
 
-build: install ## compile TypeScript to dist/ (then `npx reluwatch --help` works)
+build: install ## compile TypeScript to dist/ and bundle the unit explorer into dist/ui (then `npx reluwatch --help` works)
 	npx tsc -p tsconfig.build.json
 	@chmod +x dist/src/cli/main.js
+	node --import tsx src/ui/build.ts dist/ui
 
 lint: install ## formatter+linter (Biome) and type check (tsc --noEmit)
 	npx biome check .
 	npx tsc --noEmit -p tsconfig.json
+	npx tsc --noEmit -p src/ui/client/tsconfig.json
 
 format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
@@ -70,9 +72,9 @@ test-unit: install system-deps kustomize ## unit tests only (no broker)
 test-integration: install kafka-jars system-deps .venv ## integration tests against a real Kafka broker
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
 
-system-deps: ## Prometheus and Alertmanager from Debian, for the rule and alert tests (apt-get; needs root)
-	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
-	  apt-get update && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager; \
+system-deps: ## Prometheus, Alertmanager and Chromium from Debian, for the rule, alert and explorer tests (apt-get; needs root)
+	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null || ! [ -x /usr/bin/chromium ]; then \
+	  apt-get update && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager chromium; \
 	fi
 
 rules: install ## regenerate the Prometheus rule file and PrometheusRule from deploy/prometheus/rules.ts

@@ -1,6 +1,6 @@
 /**
- * Everything `make bench` measures, in one go: bench/core.ts, bench/probe.ts and
- * bench/e2e.ts as child processes (each prints JSON), then docs/benchmarks.json,
+ * Everything `make bench` measures, in one go: bench/core.ts, bench/probe.ts,
+ * bench/e2e.ts and bench/ui.ts as child processes (each prints JSON), then docs/benchmarks.json,
  * docs/benchmarks.md and, through bench/scale-model.ts, docs/scaling.md.
  *
  *   npx tsx bench/run.ts     (BENCH_BROKERS, BENCH_RUNS, BENCH_STEPS, BENCH_SOAK_S pass to e2e)
@@ -63,6 +63,7 @@ function measure(): Json {
   const core = runJson("bench/core.ts");
   const probe = runJson("bench/probe.ts", ["--steps", "300", "--runs", "3"]);
   const e2e = runJson("bench/e2e.ts");
+  const ui = runJson("bench/ui.ts");
   const results = {
     date: started.toISOString(),
     commit,
@@ -73,11 +74,12 @@ function measure(): Json {
       BENCH_STEPS: process.env.BENCH_STEPS ?? "40",
       BENCH_SOAK_S: process.env.BENCH_SOAK_S ?? "600",
     },
-    durations_s: { core: core.seconds, probe: probe.seconds, e2e: e2e.seconds },
-    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1 },
+    durations_s: { core: core.seconds, probe: probe.seconds, e2e: e2e.seconds, ui: ui.seconds },
+    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1, ui: ui.load1 },
     core: core.json,
     probe: probe.json,
     e2e: e2e.json,
+    ui: ui.json,
   };
   writeFileSync("docs/benchmarks.json", `${JSON.stringify(results, null, 2)}\n`);
   return results;
@@ -282,6 +284,21 @@ for (const x of results.extra_soaks ?? []) {
     x.soak.rss_growth < 0.05 && x.soak.heap_growth < 0.05,
   );
   add(area, "event-loop delay p99, ms (per window)", fig(x.soak.eld_p99_ms, 1));
+}
+// Results stored before bench/ui.ts existed have no explorer figures.
+if (results.ui) {
+  const u = results.ui;
+  add(
+    "explorer",
+    `layer map of ${num(u.units)} units: navigation to first draw, ms`,
+    fig(u.first_map_draw_ms),
+  );
+  add(
+    "explorer",
+    "layer map: bytes transferred (gzip)",
+    `${fig(u.map_bytes_transferred)} of ${num(u.map_bytes_uncompressed)}`,
+  );
+  add("explorer", "layer page: bytes transferred in all", fig(u.page_bytes_transferred));
 }
 add(
   "trainer",

@@ -1,9 +1,11 @@
 import { closeSync, openSync, statSync, writeSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { CodecError, readSnapshotContainer } from "../codec/index.js";
 import { addOptionFlags, loadSettingsOrExit } from "../config/index.js";
 import { Detector, SnapshotShapeError, type UnitTransition } from "../core/index.js";
+import { HttpServer } from "../sink/http-server.js";
 import { Exporter } from "../sink/prometheus.js";
 
 export interface ReplayResult {
@@ -127,10 +129,16 @@ export function registerReplayCommand(program: Command): void {
     .option(
       "--metrics-out <file>",
       "write the Prometheus exposition the consumer would serve for the final state",
-    );
+    )
+    .option(
+      "--serve <port>",
+      "then serve the final state until interrupted: the unit explorer at /ui/, the /api and /metrics (0 picks a free port)",
+    )
+    .option("--serve-host <host>", "address --serve binds to", "127.0.0.1");
   addOptionFlags(command, ["detector"]);
   command.action(async (files: string[], opts: Record<string, unknown>) => {
     const settings = loadSettingsOrExit(opts, ["detector"]);
+    const servePort = opts.serve === undefined ? undefined : parsePort(String(opts.serve));
     for (const file of files) {
       let isFile = false;
       try {
@@ -189,5 +197,40 @@ export function registerReplayCommand(program: Command): void {
         .map(([k, v]) => `${k} ${v}`)
         .join(", ")}); ${result.transitions} transitions\n`,
     );
+    if (servePort !== undefined) await serve(detector, exporter, String(opts.serveHost), servePort);
   });
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) fail(`--serve: a port 0..65535, got ${JSON.stringify(text)}`, 2);
+  return port;
+}
+
+/** Serves the replayed state, read-only, until SIGINT or SIGTERM. */
+async function serve(detector: Detector, exporter: Exporter, host: string, port: number): Promise<void> {
+  const http = new HttpServer({
+    host,
+    port,
+    api: detector,
+    metrics: () => exporter.metrics(),
+    metricsContentType: exporter.contentType,
+    notReadyReason: () => undefined,
+  });
+  let address: AddressInfo;
+  try {
+    address = await http.start();
+  } catch (err) {
+    fail(
+      `--serve: cannot listen on ${host}:${port} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      2,
+    );
+  }
+  const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  process.stderr.write(`explorer at http://${shown}:${address.port}/ui/ (Ctrl-C to stop)\n`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await http.stop();
 }
