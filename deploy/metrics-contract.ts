@@ -88,13 +88,13 @@ export const METRICS: readonly MetricContract[] = [
     name: "reluwatch_layer_nonfinite_values_total",
     type: "counter",
     labels: ["run", "layer"],
-    help: "NaN or infinite activation values seen in raw snapshots of the layer.",
+    help: "NaN or infinite values seen in the layer: raw activations, FiringCounts nonfinite counts, and abs_sum/sq_sum entries (those snapshots keep their fires).",
   },
   {
     name: "reluwatch_layer_checkpoint_resumes_total",
     type: "counter",
     labels: ["run", "layer"],
-    help: "Times a rank resumed the layer from a checkpoint (an earlier step with a later time); the window was cut back.",
+    help: "Times the layer was resumed from a checkpoint (a newer incarnation at an earlier step, or without incarnations an earlier step at a later time); the window was cut back.",
   },
   {
     name: "reluwatch_layer_resets_total",

@@ -37,4 +37,11 @@ export function fingerprintOf(schema: AvroSchema | avro.Type): bigint {
 }
 
 export const snapshotSchema: AvroSchema = readSchemaFile("ActivationSnapshot.avsc");
+/**
+ * Earlier shipped versions of ActivationSnapshot, oldest first. Their writers
+ * are still in the field, so every reader of the current schema knows them.
+ */
+export const previousSnapshotSchemas: readonly AvroSchema[] = [
+  readSchemaFile("previous/ActivationSnapshot.v1.avsc"),
+];
 export const transitionSchema: AvroSchema = readSchemaFile("UnitTransition.avsc");

@@ -7,7 +7,7 @@ import type avro from "avsc";
 import type { ActivationDtype, ActivationSnapshot } from "../core/snapshot.js";
 import { CodecError } from "./errors.js";
 import { resolveLimits, type SnapshotLimits } from "./limits.js";
-import { type AvroSchema, snapshotSchema } from "./schemas.js";
+import { type AvroSchema, previousSnapshotSchemas, snapshotSchema } from "./schemas.js";
 import { SingleObjectType } from "./single-object.js";
 import { float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
 import { validateSnapshot } from "./validate.js";
@@ -19,20 +19,25 @@ interface AvroCounts {
   fires: Buffer;
   abs_sum: Buffer | null;
   sq_sum: Buffer | null;
+  nonfinite: Buffer | null;
 }
 interface AvroRaw {
   dtype: ActivationDtype;
   values: Buffer;
 }
-interface AvroSnapshot extends Omit<ActivationSnapshot, "stats"> {
+interface AvroSnapshot extends Omit<ActivationSnapshot, "stats" | "micro_batch" | "incarnation"> {
   stats: { [COUNTS]?: AvroCounts; [RAW]?: AvroRaw };
+  micro_batch: number;
+  incarnation: number;
 }
 
 /** The Avro record avsc writes for a (validated) snapshot. */
 export function snapshotToAvro(s: ActivationSnapshot): AvroSnapshot {
-  const { stats, ...head } = s;
+  const { stats, micro_batch, incarnation, ...head } = s;
   return {
     ...head,
+    micro_batch: micro_batch ?? 0,
+    incarnation: incarnation ?? 0,
     stats:
       stats.kind === "counts"
         ? {
@@ -40,6 +45,7 @@ export function snapshotToAvro(s: ActivationSnapshot): AvroSnapshot {
               fires: toLEBytes(stats.fires),
               abs_sum: stats.abs_sum ? toLEBytes(stats.abs_sum) : null,
               sq_sum: stats.sq_sum ? toLEBytes(stats.sq_sum) : null,
+              nonfinite: stats.nonfinite ? toLEBytes(stats.nonfinite) : null,
             },
           }
         : {
@@ -63,6 +69,8 @@ export function snapshotFromAvro(rec: AvroSnapshot): ActivationSnapshot {
     unit_count: rec.unit_count,
     layer_units: rec.layer_units,
     samples: rec.samples,
+    micro_batch: rec.micro_batch,
+    incarnation: rec.incarnation,
   };
   const counts = rec.stats[COUNTS];
   if (counts) {
@@ -73,6 +81,7 @@ export function snapshotFromAvro(rec: AvroSnapshot): ActivationSnapshot {
         fires: uint32FromLE(counts.fires),
         abs_sum: counts.abs_sum ? float32FromLE(counts.abs_sum) : null,
         sq_sum: counts.sq_sum ? float32FromLE(counts.sq_sum) : null,
+        nonfinite: counts.nonfinite ? uint32FromLE(counts.nonfinite) : null,
       },
     };
   }
@@ -83,13 +92,18 @@ export function snapshotFromAvro(rec: AvroSnapshot): ActivationSnapshot {
 
 /**
  * A snapshot reader/writer with its own set of known writer schemas. The
- * module-level functions use one shared instance that knows the current schema.
+ * module-level functions use one shared instance. A codec built on the
+ * current schema also knows every earlier shipped version
+ * (schemas/previous/), so publishers not yet upgraded keep being read.
  */
 export class SnapshotCodec {
   readonly objectType: SingleObjectType;
 
   constructor(readerSchema: AvroSchema = snapshotSchema) {
     this.objectType = new SingleObjectType(readerSchema);
+    if (readerSchema === snapshotSchema) {
+      for (const previous of previousSnapshotSchemas) this.objectType.addWriterSchema(previous);
+    }
   }
 
   get type(): avro.Type {

@@ -1,6 +1,6 @@
 /**
  * Semantic validation of the snapshot contract: what the Avro schema cannot
- * say (lengths agree with unit_count, fires never exceed samples, the shard
+ * say (lengths agree with unit_count, fires and non-finite counts never exceed samples, the shard
  * lies inside its layer, sizes stay within limits). The first violation found
  * is thrown as a CodecError naming the field.
  */
@@ -52,6 +52,12 @@ function positive(value: unknown, field: string, limit: number, limitName: strin
   return n;
 }
 
+/**
+ * A NaN or infinite sum is what a diverging model produces, not a broken
+ * message: the snapshot stays valid (its fires are evidence) and the detector
+ * leaves that snapshot's sums out. A negative finite sum cannot come from any
+ * activation, so it rejects the message.
+ */
 function checkSums(sums: Float32Array | null, field: string, unitCount: number): void {
   if (sums === null) return;
   if (!(sums instanceof Float32Array))
@@ -61,9 +67,49 @@ function checkSums(sums: Float32Array | null, field: string, unitCount: number):
   }
   for (let i = 0; i < sums.length; i++) {
     const v = sums[i]!;
-    // The negated comparison also rejects NaN.
-    if (!(v >= 0 && v < Number.POSITIVE_INFINITY)) {
-      throw new CodecError("BAD_SUM", `unit ${i}: ${v} (sums must be finite and >= 0)`, field);
+    if (v < 0 && v > Number.NEGATIVE_INFINITY) {
+      throw new CodecError("BAD_SUM", `unit ${i}: ${v} (a sum of |h| or h² is never negative)`, field);
+    }
+  }
+}
+
+/** Sums over the snapshot's per-unit counts must fit its samples. */
+function checkCounts(
+  fires: Uint32Array,
+  nonfinite: Uint32Array | null,
+  samples: number,
+  offset: number,
+  unitCount: number,
+): void {
+  if (nonfinite !== null) {
+    if (!(nonfinite instanceof Uint32Array)) {
+      throw new CodecError("MALFORMED", "must be a Uint32Array or null", "stats.nonfinite");
+    }
+    if (nonfinite.length !== unitCount) {
+      throw new CodecError(
+        "LENGTH_MISMATCH",
+        `${nonfinite.length} counts for unit_count ${unitCount}`,
+        "stats.nonfinite",
+      );
+    }
+  }
+  for (let i = 0; i < unitCount; i++) {
+    const bad = nonfinite === null ? 0 : nonfinite[i]!;
+    if (bad > samples) {
+      throw new CodecError(
+        "FIRES_EXCEED_SAMPLES",
+        `unit ${offset + i} had ${bad} non-finite values in ${samples} samples`,
+        "stats.nonfinite",
+      );
+    }
+    if (fires[i]! > samples - bad) {
+      throw new CodecError(
+        "FIRES_EXCEED_SAMPLES",
+        bad === 0
+          ? `unit ${offset + i} fired ${fires[i]} times in ${samples} samples`
+          : `unit ${offset + i} fired ${fires[i]} times in ${samples - bad} finite samples (${samples} samples, ${bad} non-finite)`,
+        "stats.fires",
+      );
     }
   }
 }
@@ -79,6 +125,8 @@ export function validateSnapshot(
   nonNegative(s.rank, "rank", INT_MAX);
   nonNegative(s.step, "step", Number.MAX_SAFE_INTEGER);
   nonNegative(s.time, "time", Number.MAX_SAFE_INTEGER);
+  if (s.micro_batch !== undefined) nonNegative(s.micro_batch, "micro_batch", INT_MAX);
+  if (s.incarnation !== undefined) nonNegative(s.incarnation, "incarnation", Number.MAX_SAFE_INTEGER);
   const offset = nonNegative(s.unit_offset, "unit_offset", INT_MAX);
   const unitCount = positive(s.unit_count, "unit_count", lim.maxUnitCount, "maxUnitCount");
   const layerUnits = positive(s.layer_units, "layer_units", lim.maxLayerUnits, "maxLayerUnits");
@@ -102,15 +150,7 @@ export function validateSnapshot(
         "stats.fires",
       );
     }
-    for (let i = 0; i < unitCount; i++) {
-      if (stats.fires[i]! > samples) {
-        throw new CodecError(
-          "FIRES_EXCEED_SAMPLES",
-          `unit ${offset + i} fired ${stats.fires[i]} times in ${samples} samples`,
-          "stats.fires",
-        );
-      }
-    }
+    checkCounts(stats.fires, stats.nonfinite ?? null, samples, offset, unitCount);
     checkSums(stats.abs_sum, "stats.abs_sum", unitCount);
     checkSums(stats.sq_sum, "stats.sq_sum", unitCount);
   } else if (stats?.kind === "raw") {

@@ -53,6 +53,7 @@ export interface Settings {
   metrics_port: number;
   metrics_host: string;
   run_idle_timeout_ms: number;
+  idle_flush_ms: number;
   unit_series: boolean;
   unit_series_max: number;
   log_level: string;
@@ -278,6 +279,7 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     metrics_port: v.metrics_port as number,
     metrics_host: v.metrics_host as string,
     run_idle_timeout_ms: v.run_idle_timeout_ms as number,
+    idle_flush_ms: v.idle_flush_ms as number,
     unit_series: v.unit_series as boolean,
     unit_series_max: v.unit_series_max as number,
     log_level: (v.log_level as string | undefined) ?? "info",

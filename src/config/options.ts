@@ -155,6 +155,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "A run that sent nothing for this long is forgotten: its state and metric series are removed.",
   },
   {
+    name: "idle_flush_ms",
+    type: "int",
+    default: 5 * 60 * 1000,
+    above: 0,
+    group: "service",
+    doc: "A layer that received nothing for this long has its still-open bucket classified, so the last verdicts of a run that stopped publishing are emitted.",
+  },
+  {
     name: "unit_series",
     type: "bool",
     default: false,
@@ -220,6 +228,15 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     below: 1,
     group: "detector",
     doc: "Living units firing on fewer than this share of inputs are mostly-silent.",
+  },
+  {
+    name: "silent_hysteresis",
+    type: "number",
+    default: 0.25,
+    min: 0,
+    below: 1,
+    group: "detector",
+    doc: "Band around silent_rate, relative: an active unit turns mostly-silent below silent_rate × (1 − this), a mostly-silent one turns active at silent_rate × (1 + this).",
   },
   {
     name: "revive_min_fires",

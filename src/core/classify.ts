@@ -1,7 +1,7 @@
 /**
  * One classification pass over a layer: every unit's state from its trailing
  * silence (dead?) and its windowed rate (how sparse?), with hysteresis on
- * revival. Runs when a bucket closes, so a verdict never depends on how the
+ * revival and between ACTIVE and MOSTLY_SILENT. Runs when a bucket closes, so a verdict never depends on how the
  * ranks' snapshots interleave inside a bucket.
  */
 import { deadBound } from "./bound.js";
@@ -58,6 +58,9 @@ export function classifyLayer(
   const esf = config.effective_sample_fraction;
   const deadRate = config.dead_rate;
   const silentRate = config.silent_rate;
+  // Hysteresis: a living unit must cross the far edge of the band to change sides.
+  const toSilent = silentRate * (1 - config.silent_hysteresis);
+  const toActive = silentRate * (1 + config.silent_hysteresis);
   const reviveMin = config.revive_min_fires;
   const cv2 = config.constant_cv * config.constant_cv;
   const B = layer.clock.buckets;
@@ -73,6 +76,10 @@ export function classifyLayer(
   const absSum = layer.absSum;
   const sqSum = layer.sqSum;
   const newer = new Float64Array(B);
+  // Non-finite samples are no evidence: per unit, they come off every sample count below.
+  const bad = slots.map((slot) => layer.nonfinite[slot] ?? null);
+  const anyBad = bad.some((a) => a !== null);
+  const headBad = bad[0]!;
   // n_min in raw samples: the silence a dead verdict rests on.
   const silenceCap = Math.ceil(nMin / esf);
 
@@ -88,18 +95,25 @@ export function classifyLayer(
       const st = state[j]!;
       const w = win[j]!;
       let silence: number;
+      let unitWin = segWin;
+      let nonfiniteWin = 0;
+      if (anyBad) {
+        for (let a = 0; a < B; a++) nonfiniteWin += bad[a]?.[j] ?? 0;
+        unitWin -= nonfiniteWin;
+      }
       if (w === 0) {
-        silence = silentExp[j]! + segWin;
+        silence = silentExp[j]! + unitWin;
       } else {
         let a = 0;
         while (a < B && fires[slots[a]!]![j] === 0) a++;
         silence = newer[a]!;
+        if (anyBad) for (let b = 0; b < a; b++) silence -= bad[b]?.[j] ?? 0;
       }
       const nEff = silence * esf;
       let next = st;
       if (st === DEAD) {
         let df = deathFires[j]! + headFires[j]!;
-        let ds = Math.min(deathSamples[j]! + headSamples, U32_MAX);
+        let ds = Math.min(deathSamples[j]! + headSamples - (headBad?.[j] ?? 0), U32_MAX);
         if (headFires[j] === 0 && (df === 0 || nEff >= nMin)) {
           // Silence before the first fire after the verdict, or a fresh n_min of silence after a
           // stray fire, counts as no more than the verdict's own evidence. Counting all of it would
@@ -113,17 +127,22 @@ export function classifyLayer(
           deathSamples[j] = ds;
         }
         if (df >= reviveMin && df >= deadRate * ds) {
-          next = segWin > 0 && w >= silentRate * segWin ? ACTIVE : MOSTLY_SILENT;
+          next = unitWin > 0 && w >= silentRate * unitWin ? ACTIVE : MOSTLY_SILENT;
         }
       } else if (nEff >= nMin) {
         next = DEAD;
-      } else if (st !== UNKNOWN || known) {
-        if (segWin > 0) next = w >= silentRate * segWin ? ACTIVE : MOSTLY_SILENT;
+      } else if (st === ACTIVE) {
+        if (unitWin > 0 && w < toSilent * unitWin) next = MOSTLY_SILENT;
+      } else if (st === MOSTLY_SILENT) {
+        if (unitWin > 0 && w >= toActive * unitWin) next = ACTIVE;
+      } else if (known) {
+        if (unitWin > 0) next = w >= silentRate * unitWin ? ACTIVE : MOSTLY_SILENT;
       }
 
       if (absSum !== null && sqSum !== null) {
         let constant = false;
-        if ((next === ACTIVE || next === MOSTLY_SILENT) && statWin > 0) {
+        // abs_sum and sq_sum leave non-finite samples out, statWin does not: such a unit is not judged.
+        if ((next === ACTIVE || next === MOSTLY_SILENT) && statWin > 0 && nonfiniteWin === 0) {
           let s1 = 0;
           let s2 = 0;
           for (let a = 0; a < B; a++) {
@@ -161,8 +180,8 @@ export function classifyLayer(
         step: ctx.step,
         time: ctx.time,
         fires: w,
-        samples: segWin,
-        firing_rate: segWin > 0 ? w / segWin : 0,
+        samples: unitWin,
+        firing_rate: unitWin > 0 ? w / unitWin : 0,
         rate_upper_bound: deadBound(nEff, config.alpha),
         last_fire_step: layer.lastFireStep(j),
       });

@@ -14,6 +14,12 @@ export interface DetectorConfig {
   dead_rate: number;
   /** Living units with a windowed rate below this are MOSTLY_SILENT. */
   silent_rate: number;
+  /**
+   * Relative half-width of the band around silent_rate in which a living unit
+   * keeps its state: ACTIVE turns MOSTLY_SILENT below silent_rate × (1 − h),
+   * MOSTLY_SILENT turns ACTIVE at or above silent_rate × (1 + h).
+   */
+  silent_hysteresis: number;
   /** Fires a DEAD unit needs after its verdict (at a rate >= dead_rate) to be revived. */
   revive_min_fires: number;
   /** Share of samples counted as independent evidence (tokens of one sequence are correlated). */
@@ -34,6 +40,7 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
   alpha: 0.001,
   dead_rate: 0.001,
   silent_rate: 0.01,
+  silent_hysteresis: 0.25,
   revive_min_fires: 3,
   effective_sample_fraction: 1,
   constant_cv: 1e-3,
@@ -94,6 +101,12 @@ export function resolveDetectorConfig(partial: Partial<DetectorConfig> = {}): De
     "silent_rate",
     `must be > dead_rate (${c.dead_rate}) and < 1`,
     c.silent_rate,
+  );
+  check(
+    c.silent_hysteresis >= 0 && c.silent_hysteresis < 1,
+    "silent_hysteresis",
+    "must be in [0, 1)",
+    c.silent_hysteresis,
   );
   check(isInt(c.revive_min_fires, 1), "revive_min_fires", "must be an integer >= 1", c.revive_min_fires);
   check(

@@ -1,7 +1,19 @@
 /**
  * The detector: routes validated snapshots to their layer, deduplicates
- * redeliveries, recognises checkpoint resumes, late snapshots and layer_units
- * changes, and classifies a layer whenever one of its buckets closes.
+ * redeliveries, recognises checkpoint resumes (a newer incarnation, or for
+ * writers without one a repeated step at a later time), late snapshots and
+ * layer_units changes, and classifies a layer whenever one of its buckets closes.
+ *
+ * Worked example, window_steps 1000, window_buckets 10 (buckets of 100 steps):
+ *
+ *     gradient accumulation: rank 0 sends step 420 micro_batch 0..3, 512 samples each
+ *       → four snapshots, 2048 samples of evidence at step 420; a second copy of
+ *         (rank 0, offset 0, step 420, micro_batch 2, incarnation 7) is a duplicate
+ *     crash and resume: incarnation 7 reached step 980; incarnation 8 arrives at step 700
+ *       → every rank's and shard's evidence from step 700 (bucket 7) on is dropped,
+ *         the layer continues from step 699; a later incarnation-7 snapshot is late
+ *     NaNs: 512 samples, nonfinite[j] = 512 → unit j gains no evidence at all;
+ *       nonfinite[j] = 12 → 500 samples of evidence
  *
  * Replaying a recording is a loop: `for (s of snapshots) detector.apply(s, s.time)`,
  * then `detector.flush()` for the verdicts of the last, still open bucket.
@@ -47,6 +59,7 @@ export class Detector {
     fires: new Uint32Array(0),
     abs: new Float64Array(0),
     sq: new Float64Array(0),
+    nonfinite: new Uint32Array(0),
   };
 
   constructor(config: Partial<DetectorConfig> = {}) {
@@ -65,24 +78,55 @@ export class Detector {
     const transitions: UnitTransition[] = [];
     const notices: LayerNotice[] = [];
     const { run_id, layer, rank, step, time, unit_offset } = snapshot;
-    const rec = this.record(snapshot, notices);
+    const microBatch = snapshot.micro_batch ?? 0;
+    const incarnation = snapshot.incarnation ?? 0;
+    const rec = this.record(snapshot, incarnation, notices);
     rec.lastSnapshotMs = nowMs;
+    if (incarnation < rec.incarnation) {
+      // Evidence of a timeline a newer incarnation replaced.
+      rec.late++;
+      return { result: "late", transitions, notices };
+    }
     const state = rec.state;
     const clock = state.clock;
     const bucket = clock.bucketOf(step);
-    const key = `${rank}/${unit_offset}/${step}/${time}`;
+    // Without an incarnation only the time tells a resumed step from a redelivered one.
+    const key =
+      incarnation === 0
+        ? `${rank}/${unit_offset}/${step}/${microBatch}/t${time}`
+        : `${rank}/${unit_offset}/${step}/${microBatch}/i${incarnation}`;
     if (state.inWindow(bucket) && bucket <= state.head && state.seen[clock.slotOf(bucket)]!.has(key)) {
       rec.duplicates++;
       return { result: "duplicate", transitions, notices };
     }
     const streamKey = `${rank}/${unit_offset}`;
     const stream = rec.streams.get(streamKey);
-    if (stream !== undefined && step <= stream.step && time > stream.time) {
-      // Same or earlier step, later time: the rank restarted from a checkpoint.
-      rec.resumes++;
-      state.cutBack(step);
-      const cutStart = clock.firstStep(clock.bucketOf(step));
-      for (const s of rec.streams.values()) if (s.step >= cutStart) s.step = cutStart - 1;
+    let resumed = false;
+    if (incarnation > rec.incarnation) {
+      const previous = rec.incarnation;
+      rec.incarnation = incarnation;
+      if (state.started && step <= state.newestStep) {
+        const reached = state.newestStep;
+        const cutStart = this.cutBack(rec, step);
+        resumed = true;
+        notices.push({
+          kind: "resume",
+          run_id,
+          layer,
+          rank,
+          step,
+          detail: `incarnation ${incarnation} (rank ${rank}) resumed at step ${step} after the layer reached step ${reached}; evidence of incarnation ${previous} from step ${cutStart} on discarded for every rank`,
+        });
+      }
+    } else if (
+      incarnation === 0 &&
+      stream !== undefined &&
+      time > stream.time &&
+      (step < stream.step || (step === stream.step && microBatch <= stream.micro_batch))
+    ) {
+      // Same or earlier (step, micro_batch), later time: the rank restarted from a checkpoint.
+      const cutStart = this.cutBack(rec, step);
+      resumed = true;
       notices.push({
         kind: "resume",
         run_id,
@@ -91,7 +135,8 @@ export class Detector {
         step,
         detail: `rank ${rank} resumed at step ${step} after reporting step ${stream.step}; window cut back to step ${cutStart}`,
       });
-    } else if (state.started && bucket <= state.head - clock.buckets) {
+    }
+    if (!resumed && state.started && bucket <= state.head - clock.buckets) {
       rec.late++;
       return { result: "late", transitions, notices };
     }
@@ -108,13 +153,72 @@ export class Detector {
     this.addStats(rec, snapshot);
     state.seen[clock.slotOf(bucket)]!.add(key);
     if (stream === undefined) {
-      rec.streams.set(streamKey, { rank, unit_offset, step, time });
-    } else if (step >= stream.step) {
+      rec.streams.set(streamKey, { rank, unit_offset, step, micro_batch: microBatch, time });
+    } else if (step > stream.step || (step === stream.step && microBatch >= stream.micro_batch)) {
       stream.step = step;
+      stream.micro_batch = microBatch;
       stream.time = time;
     }
     if (!(time <= rec.lastTime)) rec.lastTime = time;
+    rec.unclassified = true;
     return { result: "ok", transitions, notices };
+  }
+
+  /**
+   * Drops the layer's evidence from the bucket of `step` on, for every rank
+   * and shard; returns the first step dropped.
+   */
+  private cutBack(rec: LayerRecord, step: number): number {
+    const clock = rec.state.clock;
+    rec.resumes++;
+    rec.state.cutBack(step);
+    const cutStart = clock.firstStep(clock.bucketOf(step));
+    for (const s of rec.streams.values()) {
+      if (s.step >= cutStart) {
+        s.step = cutStart - 1;
+        s.micro_batch = 0;
+      }
+    }
+    return cutStart;
+  }
+
+  /**
+   * Classifies, once, every layer that has had snapshots since its last
+   * classification but none within `idleMs` before `nowMs`: a run that stopped
+   * publishing gets the verdicts of its still-open bucket. The pass is
+   * provisional like flush(), so if the run publishes again and the bucket
+   * closes, nothing is counted twice.
+   *
+   *     idleMs 60000; a layer's last snapshot applied at t = 1,000,000 ms
+   *     flushIdle(1,030,000, 60000) → nothing (30 s idle)
+   *     flushIdle(1,060,000, 60000) → the layer's transitions from its open bucket
+   *     flushIdle(1,090,000, 60000) → nothing (already classified on that evidence)
+   */
+  flushIdle(nowMs: number, idleMs: number): UnitTransition[] {
+    const out: UnitTransition[] = [];
+    for (const layers of this.runs.values()) {
+      for (const rec of layers.values()) {
+        if (!rec.unclassified || nowMs - rec.lastSnapshotMs < idleMs) continue;
+        this.classifyOpen(rec, out);
+      }
+    }
+    return out;
+  }
+
+  private classifyOpen(rec: LayerRecord, out: UnitTransition[]): void {
+    rec.unclassified = false;
+    if (!rec.state.started) return;
+    this.classify(
+      rec,
+      {
+        run_id: rec.run_id,
+        layer: rec.layer,
+        step: rec.state.newestStep,
+        time: rec.lastTime,
+        closing: false,
+      },
+      out,
+    );
   }
 
   /**
@@ -123,22 +227,7 @@ export class Detector {
    */
   flush(): UnitTransition[] {
     const out: UnitTransition[] = [];
-    for (const layers of this.runs.values()) {
-      for (const rec of layers.values()) {
-        if (!rec.state.started) continue;
-        this.classify(
-          rec,
-          {
-            run_id: rec.run_id,
-            layer: rec.layer,
-            step: rec.state.newestStep,
-            time: rec.lastTime,
-            closing: false,
-          },
-          out,
-        );
-      }
-    }
+    for (const layers of this.runs.values()) for (const rec of layers.values()) this.classifyOpen(rec, out);
     return out;
   }
 
@@ -198,7 +287,7 @@ export class Detector {
     return n;
   }
 
-  private record(s: ActivationSnapshot, notices: LayerNotice[]): LayerRecord {
+  private record(s: ActivationSnapshot, incarnation: number, notices: LayerNotice[]): LayerRecord {
     let layers = this.runs.get(s.run_id);
     if (layers === undefined) {
       layers = new Map();
@@ -209,7 +298,7 @@ export class Detector {
     if (rec === undefined) {
       rec = newLayerRecord(s.run_id, s.layer, s.layer_units, window_steps, window_buckets);
       layers.set(s.layer, rec);
-    } else if (rec.state.units !== s.layer_units) {
+    } else if (rec.state.units !== s.layer_units && incarnation >= rec.incarnation) {
       // Different units entirely: nothing of the old state applies to the new layer.
       notices.push({
         kind: "reset",
@@ -236,30 +325,67 @@ export class Detector {
   private addStats(rec: LayerRecord, s: ActivationSnapshot): void {
     const stats = s.stats;
     if (stats.kind === "counts") {
-      // Means and variances need both sums; one alone is ignored.
-      const withSums = stats.abs_sum !== null && stats.sq_sum !== null;
+      const nonfinite = stats.nonfinite ?? null;
+      let bad = nonfinite === null ? 0 : total(nonfinite);
+      // Means and variances need both sums; one alone is ignored. A NaN or
+      // infinite sum costs the snapshot its sums, never its fires.
+      let withSums = stats.abs_sum !== null && stats.sq_sum !== null;
+      const badSums = nonfiniteCount(stats.abs_sum) + nonfiniteCount(stats.sq_sum);
+      if (badSums > 0) {
+        bad += badSums;
+        withSums = false;
+      }
+      rec.nonfinite += bad;
       rec.state.add(s.step, s.samples, s.unit_offset, s.unit_count, {
         fires: stats.fires,
         abs: withSums ? stats.abs_sum : null,
         sq: withSums ? stats.sq_sum : null,
+        nonfinite,
       });
       return;
     }
     const n = s.unit_count;
     if (this.scratch.fires.length < n) {
-      this.scratch = { fires: new Uint32Array(n), abs: new Float64Array(n), sq: new Float64Array(n) };
+      this.scratch = {
+        fires: new Uint32Array(n),
+        abs: new Float64Array(n),
+        sq: new Float64Array(n),
+        nonfinite: new Uint32Array(n),
+      };
     }
     const sums: UnitSums = {
       fires: this.scratch.fires.subarray(0, n),
       abs: this.scratch.abs.subarray(0, n),
       sq: this.scratch.sq.subarray(0, n),
+      nonfinite: this.scratch.nonfinite!.subarray(0, n),
     };
     sums.fires.fill(0);
     sums.abs.fill(0);
     sums.sq.fill(0);
-    rec.nonfinite += reduceRaw(stats.dtype, stats.values, s.samples, n, sums);
-    rec.state.add(s.step, s.samples, s.unit_offset, n, sums);
+    sums.nonfinite!.fill(0);
+    const bad = reduceRaw(stats.dtype, stats.values, s.samples, n, sums);
+    rec.nonfinite += bad;
+    rec.state.add(s.step, s.samples, s.unit_offset, n, {
+      fires: sums.fires,
+      abs: sums.abs,
+      sq: sums.sq,
+      nonfinite: bad > 0 ? sums.nonfinite! : null,
+    });
   }
+}
+
+function total(counts: Uint32Array): number {
+  let n = 0;
+  for (let i = 0; i < counts.length; i++) n += counts[i]!;
+  return n;
+}
+
+function nonfiniteCount(sums: Float32Array | null): number {
+  if (sums === null) return 0;
+  let n = 0;
+  // v − v is NaN exactly for NaN and ±Inf.
+  for (let i = 0; i < sums.length; i++) if (sums[i]! - sums[i]! !== 0) n++;
+  return n;
 }
 
 /** Checks what the detector relies on before it changes any state, so a bad snapshot leaves no trace. */
@@ -294,6 +420,7 @@ function checkShape(s: ActivationSnapshot): void {
     ["fires", stats.fires],
     ["abs_sum", stats.abs_sum],
     ["sq_sum", stats.sq_sum],
+    ["nonfinite", stats.nonfinite ?? null],
   ] as const) {
     if (arr !== null && arr.length !== s.unit_count) {
       throw new SnapshotShapeError(

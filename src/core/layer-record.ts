@@ -6,6 +6,7 @@ export interface ShardStream {
   rank: number;
   unit_offset: number;
   step: number;
+  micro_batch: number;
   time: number;
 }
 
@@ -24,6 +25,10 @@ export interface LayerRecord {
   resumes: number;
   resets: number;
   nonfinite: number;
+  /** Newest trainer incarnation seen; snapshots of older ones are dropped as late. */
+  incarnation: number;
+  /** Snapshots applied since the layer was last classified (an idle flush classifies it once). */
+  unclassified: boolean;
   /** nowMs of the newest apply. */
   lastSnapshotMs: number;
   /** Snapshot time of the newest snapshot applied (stamps transitions of a flush). */
@@ -50,6 +55,8 @@ export function newLayerRecord(
     resumes: 0,
     resets: 0,
     nonfinite: 0,
+    incarnation: 0,
+    unclassified: false,
     lastSnapshotMs: 0,
     lastTime: 0,
   };

@@ -24,11 +24,13 @@ export const FLAG_CONSTANT = 4;
 export const NEVER = -2147483648;
 const U32_MAX = 4294967295;
 
-/** Per-unit activation sums of one snapshot (abs/sq optional). */
+/** Per-unit activation sums of one snapshot (abs/sq and nonfinite optional). */
 export interface UnitStats {
   fires: Uint32Array;
   abs: Float32Array | Float64Array | null;
   sq: Float32Array | Float64Array | null;
+  /** Samples on which each unit's activation was NaN or ±Inf: no evidence either way. */
+  nonfinite?: Uint32Array | null;
 }
 
 export class LayerState {
@@ -50,6 +52,13 @@ export class LayerState {
   /** Σ|h| and Σh² per slot, allocated when the first snapshot carrying them arrives. */
   absSum: Float64Array[] | null = null;
   sqSum: Float64Array[] | null = null;
+  /**
+   * Non-finite samples per unit and bucket slot, allocated for a slot only
+   * when a snapshot in that bucket reports one, and released when the bucket
+   * leaves the window: a layer that never sees a NaN pays nothing. A unit's
+   * evidence in a bucket is the segment's samples minus this.
+   */
+  readonly nonfinite: Array<Uint32Array | null>;
   /** Newest bucket id with data; NaN before the first snapshot. */
   head = Number.NaN;
   /** Newest step applied (after a resume, the step before the cut). */
@@ -75,6 +84,19 @@ export class LayerState {
     this.state = new Uint8Array(units);
     this.flags = new Uint8Array(units);
     this.seen = Array.from({ length: buckets }, () => new Set<string>());
+    this.nonfinite = new Array<Uint32Array | null>(buckets).fill(null);
+  }
+
+  /** Whether some bucket in the window holds non-finite samples. */
+  get hasNonfinite(): boolean {
+    return this.nonfinite.some((a) => a !== null);
+  }
+
+  /** Unit j's non-finite samples over the window. */
+  nonfiniteInWindow(j: number): number {
+    let n = 0;
+    for (const a of this.nonfinite) if (a !== null) n += a[j]!;
+    return n;
   }
 
   get started(): boolean {
@@ -122,6 +144,19 @@ export class LayerState {
         if (v !== 0 && rel > last[j]!) last[j] = rel;
       }
     }
+    const nf = stats.nonfinite;
+    if (nf) {
+      let bad = this.nonfinite[slot] ?? null;
+      for (let i = 0, j = offset; i < count; i++, j++) {
+        const v = nf[i]!;
+        if (v === 0) continue;
+        if (bad === null) {
+          bad = new Uint32Array(this.units);
+          this.nonfinite[slot] = bad;
+        }
+        bad[j] = bad[j]! + v;
+      }
+    }
     if (hasStats) {
       if (this.absSum === null || this.sqSum === null) {
         this.absSum = Array.from({ length: this.clock.buckets }, () => new Float64Array(this.units));
@@ -156,6 +191,7 @@ export class LayerState {
     const fb = this.fires[slot]!;
     const win = this.windowFires;
     const silent = this.silentExpired;
+    const bad = this.nonfinite[slot] ?? null;
     for (const seg of this.segments.list) {
       const s = seg.samples[slot]!;
       for (let j = seg.start; j < seg.end; j++) {
@@ -164,7 +200,7 @@ export class LayerState {
           win[j] = win[j]! - v;
           silent[j] = 0;
         } else if (s !== 0) {
-          const t = silent[j]! + s;
+          const t = silent[j]! + s - (bad === null ? 0 : bad[j]!);
           silent[j] = Math.min(t, U32_MAX);
         }
       }
@@ -178,6 +214,7 @@ export class LayerState {
       this.absSum[slot]!.fill(0);
       this.sqSum[slot]!.fill(0);
     }
+    this.nonfinite[slot] = null;
     this.seen[slot]!.clear();
   }
 
@@ -230,6 +267,7 @@ export class LayerState {
       this.absSum[slot]!.fill(0);
       this.sqSum[slot]!.fill(0);
     }
+    this.nonfinite[slot] = null;
     this.seen[slot]!.clear();
   }
 
@@ -252,17 +290,24 @@ export class LayerState {
   /**
    * Unit j's trailing silence in samples, at bucket granularity: the samples
    * of every bucket after the newest bucket in which it fired, including
-   * expired ones.
+   * expired ones. Non-finite samples are not silence.
    */
   silence(j: number, seg: Segment): number {
-    if (this.windowFires[j] === 0) return this.silentExpired[j]! + seg.window;
+    if (this.windowFires[j] === 0) {
+      return this.silentExpired[j]! + seg.window - this.nonfiniteInWindow(j);
+    }
     let n = 0;
     for (let a = 0; a < this.clock.buckets; a++) {
       const slot = this.clock.slotOf(this.head - a);
       if (this.fires[slot]![j]! !== 0) return n;
-      n += seg.samples[slot]!;
+      n += seg.samples[slot]! - (this.nonfinite[slot]?.[j] ?? 0);
     }
     return n;
+  }
+
+  /** Unit j's evidence in the window: its segment's samples less its non-finite ones. */
+  evidence(j: number, seg: Segment): number {
+    return seg.window - this.nonfiniteInWindow(j);
   }
 
   /** Bytes of typed-array storage this layer holds. */
@@ -270,6 +315,7 @@ export class LayerState {
     const B = this.clock.buckets;
     let n = this.units * (B * 4 + 4 * 5 + 2);
     if (this.absSum) n += this.units * B * 16;
+    for (const a of this.nonfinite) if (a !== null) n += a.byteLength;
     return n;
   }
 }

@@ -19,6 +19,8 @@ export interface UnitSums {
   fires: Uint32Array;
   abs: Float64Array;
   sq: Float64Array;
+  /** Non-finite values per unit, when the caller wants them (zeroed by the caller, like the rest). */
+  nonfinite?: Uint32Array;
 }
 
 export function bytesPerValue(dtype: ActivationDtype): number {
@@ -53,7 +55,7 @@ function view16(bytes: Uint8Array, n: number): Uint16Array {
 /**
  * Fills `out`, which the caller has zeroed, with the per-unit sums of the
  * samples × unitCount row-major activations; returns how many values were
- * non-finite. Uses the WebAssembly SIMD kernel where the runtime has one.
+ * non-finite (and counts them per unit in `out.nonfinite` when given). Uses the WebAssembly SIMD kernel where the runtime has one.
  */
 export function reduceRaw(
   dtype: ActivationDtype,
@@ -74,6 +76,7 @@ export function reduceRaw(
   out.fires.fill(0);
   out.abs.fill(0);
   out.sq.fill(0);
+  out.nonfinite?.fill(0);
   return carefulPass(input, samples, unitCount, out);
 }
 
@@ -93,6 +96,7 @@ export function reducePortable(
   out.fires.fill(0);
   out.abs.fill(0);
   out.sq.fill(0);
+  out.nonfinite?.fill(0);
   return carefulPass(x, samples, unitCount, out);
 }
 
@@ -188,6 +192,7 @@ function fastPass(x: Float32Array, samples: number, unitCount: number, out: Unit
 
 function carefulPass(x: Float32Array, samples: number, unitCount: number, out: UnitSums): number {
   const { fires, abs, sq } = out;
+  const perUnit = out.nonfinite ?? null;
   let nonfinite = 0;
   for (let s = 0, base = 0; s < samples; s++, base += unitCount) {
     for (let j = 0; j < unitCount; j++) {
@@ -195,6 +200,7 @@ function carefulPass(x: Float32Array, samples: number, unitCount: number, out: U
       // v − v is 0 for every finite v and NaN for NaN and ±Inf.
       if (v - v !== 0) {
         nonfinite++;
+        if (perUnit !== null) perUnit[j] = perUnit[j]! + 1;
         continue;
       }
       fires[j] = fires[j]! + (v > 0 ? 1 : 0);

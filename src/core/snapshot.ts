@@ -10,12 +10,17 @@ export type ActivationDtype = "FLOAT32" | "FLOAT16" | "BFLOAT16";
 /** Per-unit statistics reduced on the trainer: 4 bytes a unit instead of samples × units values. */
 export interface FiringCounts {
   kind: "counts";
-  /** fires[i]: on how many of the snapshot's samples unit i's activation was > 0. */
+  /** fires[i]: on how many of the snapshot's samples unit i's activation was finite and > 0. */
   fires: Uint32Array;
-  /** Sum of |activation| over the samples, per unit; null when the trainer does not send it. */
+  /** Sum of |activation| over the finite samples, per unit; null when the trainer does not send it. */
   abs_sum: Float32Array | null;
-  /** Sum of activation² over the samples, per unit; null when the trainer does not send it. */
+  /** Sum of activation² over the finite samples, per unit; null when the trainer does not send it. */
   sq_sum: Float32Array | null;
+  /**
+   * nonfinite[i]: on how many samples unit i's activation was NaN or ±Inf; such
+   * samples are no evidence either way. Absent or null: every value was finite.
+   */
+  nonfinite?: Uint32Array | null;
 }
 
 /** Unreduced activations, row-major [samples × unit_count], little-endian. */
@@ -37,6 +42,10 @@ export interface ActivationSnapshot {
   layer_units: number;
   samples: number;
   stats: FiringCounts | RawActivations;
+  /** Index of the sampled pass within (rank, step), e.g. a gradient-accumulation micro-batch; absent means 0. */
+  micro_batch?: number;
+  /** The trainer's restart generation (e.g. its start time in ms); absent means 0, resumes inferred from time. */
+  incarnation?: number;
 }
 
 export type UnitState = "UNKNOWN" | "ACTIVE" | "MOSTLY_SILENT" | "DEAD";

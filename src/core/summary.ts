@@ -47,6 +47,10 @@ export interface LayerSummary {
   window_samples: number;
   ranks: Array<{ rank: number; newest_step: number; stale: boolean }>;
   stale_ranks: number;
+  /**
+   * Non-finite values seen in the layer: NaN/±Inf activations of raw snapshots,
+   * `nonfinite` counts of FiringCounts, and NaN/±Inf entries of abs_sum/sq_sum.
+   */
   nonfinite_values_total: number;
   /**
    * The layer's mean |activation| over the window (mean over units of each
@@ -68,7 +72,7 @@ export interface UnitDetail {
   unit: number;
   state: UnitState;
   constant: boolean;
-  /** Windowed fires / samples; 0 when the window holds no samples for the unit. */
+  /** Windowed fires / samples; 0 when the window holds no (finite) samples for the unit. */
   firing_rate: number;
   /** Upper confidence bound of the rate given the trailing silence (effective samples). */
   rate_upper_bound: number;
@@ -119,6 +123,7 @@ export function summarize(rec: LayerRecord, config: DetectorConfig): LayerSummar
   const closeRate: number[] = [];
   const closeUnit: number[] = [];
   let windowSamples = Number.POSITIVE_INFINITY;
+  const anyBad = layer.hasNonfinite;
   for (const seg of layer.segments.list) {
     const sw = seg.window;
     if (sw < windowSamples) windowSamples = sw;
@@ -128,8 +133,9 @@ export function summarize(rec: LayerRecord, config: DetectorConfig): LayerSummar
       const fl = layer.flags[j]!;
       if (fl & FLAG_CONSTANT) constant++;
       if (fl & FLAG_BORN_DEAD) bornDead++;
-      if (sw <= 0) continue;
-      const rate = layer.windowFires[j]! / sw;
+      const ev = anyBad ? layer.evidence(j, seg) : sw;
+      if (ev <= 0) continue;
+      const rate = layer.windowFires[j]! / ev;
       for (let b = FIRING_RATE_BOUNDS.length - 1; b >= 0 && rate <= FIRING_RATE_BOUNDS[b]!; b--) le[b]!++;
       if (k > 0 && (st === ACTIVE || st === MOSTLY_SILENT)) {
         if (closeRate.length === k && rate >= closeRate[k - 1]!) continue;
@@ -188,7 +194,8 @@ export function summarize(rec: LayerRecord, config: DetectorConfig): LayerSummar
     dormancy_mean: means === null ? null : means.layerMean,
     closest_to_death: closeUnit.map((unit, i) => {
       const seg = layer.segments.find(unit);
-      return { unit, firing_rate: closeRate[i]!, fires: layer.windowFires[unit]!, samples: seg.window };
+      const samples = layer.evidence(unit, seg);
+      return { unit, firing_rate: closeRate[i]!, fires: layer.windowFires[unit]!, samples };
     }),
     duplicates_total: rec.duplicates,
     late_total: rec.late,
@@ -206,16 +213,17 @@ export function unitDetails(rec: LayerRecord, config: DetectorConfig): UnitDetai
     for (let j = seg.start; j < seg.end; j++) {
       const fires = layer.windowFires[j]!;
       const silence = layer.started ? layer.silence(j, seg) : 0;
+      const samples = layer.evidence(j, seg);
       const fl = layer.flags[j]!;
       const m = means?.unitMean[j];
       out.push({
         unit: j,
         state: STATE_NAMES[layer.state[j]!]!,
         constant: (fl & FLAG_CONSTANT) !== 0,
-        firing_rate: seg.window > 0 ? fires / seg.window : 0,
+        firing_rate: samples > 0 ? fires / samples : 0,
         rate_upper_bound: deadBound(silence * config.effective_sample_fraction, config.alpha),
         fires,
-        samples: seg.window,
+        samples,
         n_silent: silence,
         last_fire_step: layer.lastFireStep(j),
         born_dead: (fl & FLAG_BORN_DEAD) !== 0,

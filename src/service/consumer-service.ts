@@ -65,10 +65,20 @@ export async function startConsumerService(
   );
   await sinks.connect();
   await source.start();
-  const punctuator = setInterval(
-    () => processor.punctuate(Date.now(), settings.run_idle_timeout_ms),
-    PUNCTUATE_INTERVAL_MS,
-  );
+  const punctuator = setInterval(() => {
+    const now = Date.now();
+    const idle = processor.flushIdle(now, settings.idle_flush_ms);
+    if (idle.length > 0) {
+      telemetry.transitions(idle);
+      sinks.write(idle, []).catch((err: unknown) => {
+        log.warn(
+          { event: "idle_flush_write_failed", err: String(err) },
+          "could not publish idle-flush transitions",
+        );
+      });
+    }
+    processor.punctuate(now, settings.run_idle_timeout_ms);
+  }, PUNCTUATE_INTERVAL_MS);
   punctuator.unref();
   log.info(
     { event: "consuming", topic: settings.topic, group: settings.group, brokers: settings.kafka.brokers },

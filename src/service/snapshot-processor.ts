@@ -77,6 +77,11 @@ export class SnapshotProcessor {
     return { transitions: outcome.transitions };
   }
 
+  /** The verdicts of layers idle for idleFlushMs, on the evidence of their still-open bucket. */
+  flushIdle(nowMs: number, idleFlushMs: number): UnitTransition[] {
+    return this.detector.flushIdle(nowMs, idleFlushMs);
+  }
+
   /** Housekeeping on wall time: forget runs that went quiet. */
   punctuate(nowMs: number, runIdleTimeoutMs: number): string[] {
     const evicted = this.detector.dropIdleRuns(nowMs, runIdleTimeoutMs);

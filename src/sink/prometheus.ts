@@ -90,12 +90,12 @@ const LAYER_GAUGES: readonly LayerValue[] = [
 const LAYER_COUNTERS: readonly LayerValue[] = [
   {
     name: "reluwatch_layer_nonfinite_values_total",
-    help: "NaN or infinite activation values seen in raw snapshots of the layer.",
+    help: "NaN or infinite values seen in the layer: raw activations, FiringCounts nonfinite counts, and abs_sum/sq_sum entries (those snapshots keep their fires).",
     value: (s) => s.nonfinite_values_total,
   },
   {
     name: "reluwatch_layer_checkpoint_resumes_total",
-    help: "Times a rank resumed the layer from a checkpoint (an earlier step with a later time); the window was cut back.",
+    help: "Times the layer was resumed from a checkpoint (a newer incarnation at an earlier step, or without incarnations an earlier step at a later time); the window was cut back.",
     value: (s) => s.resumes_total,
   },
   {

@@ -34,6 +34,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 function asJson(s: ActivationSnapshot): unknown {
   const { stats, ...head } = s;
   return {
+    micro_batch: 0,
+    incarnation: 0,
     ...head,
     stats:
       stats.kind === "counts"
@@ -42,6 +44,7 @@ function asJson(s: ActivationSnapshot): unknown {
             fires: [...stats.fires],
             abs_sum: stats.abs_sum ? [...stats.abs_sum] : null,
             sq_sum: stats.sq_sum ? [...stats.sq_sum] : null,
+            nonfinite: stats.nonfinite ? [...stats.nonfinite] : null,
           }
         : { kind: "raw", dtype: stats.dtype, values: [...stats.values] },
   };
@@ -56,7 +59,14 @@ test("snapshots written by fastavro decode here, every field equal, with the sam
   };
   assert.equal(expected.fingerprint, fingerprintHex(fingerprintOf(snapshotSchema)));
   const names = Object.keys(expected.cases);
-  assert.deepEqual(names.sort(), ["counts_with_sums", "counts_without_sums", "raw_bfloat16", "raw_float16"]);
+  assert.deepEqual(names.sort(), [
+    "counts_with_nonfinite",
+    "counts_with_sums",
+    "counts_without_sums",
+    "previous_schema",
+    "raw_bfloat16",
+    "raw_float16",
+  ]);
   for (const name of names) {
     const decoded = decodeSnapshot(readFileSync(join(out, `${name}.bin`)));
     assert.deepEqual(asJson(decoded), expected.cases[name], name);
@@ -81,7 +91,10 @@ test("snapshots written here decode in fastavro, every field equal", async () =>
         fires: Uint32Array.from([0, 2 ** 20, 12345, 1]),
         abs_sum: Float32Array.from([0, 0.125, 1e8, 3.5]),
         sq_sum: null,
+        nonfinite: Uint32Array.from([0, 0, 7, 2 ** 20 - 1]),
       },
+      micro_batch: 4,
+      incarnation: 1_764_000_000_000,
     },
     {
       run_id: "ts-run",

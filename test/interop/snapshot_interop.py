@@ -24,8 +24,8 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 MAGIC = b"\xc3\x01"
 
 
-def load_schema():
-    with open(SCHEMAS / "ActivationSnapshot.avsc", encoding="utf-8") as f:
+def load_schema(name="ActivationSnapshot.avsc"):
+    with open(SCHEMAS / name, encoding="utf-8") as f:
         schema = fastavro.parse_schema(json.load(f))
     # fastavro prints the 8 header bytes in order, as hex.
     header = MAGIC + bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
@@ -80,7 +80,56 @@ def cases():
                     "sq_sum": struct.pack(f"<{len(sq_sum)}f", *sq_sum),
                 },
             ),
-            "_expect": {"kind": "counts", "fires": fires, "abs_sum": abs_sum, "sq_sum": sq_sum},
+            "micro_batch": 3,
+            "incarnation": 1763990000456,
+            "_expect": {"kind": "counts", "fires": fires, "abs_sum": abs_sum, "sq_sum": sq_sum, "nonfinite": None},
+        },
+        "counts_with_nonfinite": {
+            "run_id": "py-run",
+            "layer": "blocks.0.mlp.fc1",
+            "rank": 3,
+            "step": 1200,
+            "time": 1764000000500,
+            "unit_offset": 0,
+            "unit_count": 4,
+            "layer_units": 4,
+            "samples": 512,
+            "stats": (
+                "reluwatch.v1.FiringCounts",
+                {
+                    "fires": struct.pack("<4I", 3, 0, 0, 500),
+                    "abs_sum": None,
+                    "sq_sum": None,
+                    "nonfinite": struct.pack("<4I", 0, 12, 512, 12),
+                },
+            ),
+            "micro_batch": 2**31 - 1,
+            "incarnation": 2**52 + 1,
+            "_expect": {
+                "kind": "counts",
+                "fires": [3, 0, 0, 500],
+                "abs_sum": None,
+                "sq_sum": None,
+                "nonfinite": [0, 12, 512, 12],
+            },
+        },
+        "previous_schema": {
+            "_schema": "previous/ActivationSnapshot.v1.avsc",
+            "_defaults": {"micro_batch": 0, "incarnation": 0},
+            "run_id": "py-run-v1",
+            "layer": "fc",
+            "rank": 1,
+            "step": 7,
+            "time": 1764000000002,
+            "unit_offset": 0,
+            "unit_count": 2,
+            "layer_units": 2,
+            "samples": 8,
+            "stats": (
+                "reluwatch.v1.FiringCounts",
+                {"fires": struct.pack("<2I", 8, 0), "abs_sum": None, "sq_sum": None},
+            ),
+            "_expect": {"kind": "counts", "fires": [8, 0], "abs_sum": None, "sq_sum": None, "nonfinite": None},
         },
         "counts_without_sums": {
             "run_id": "py-run",
@@ -96,7 +145,7 @@ def cases():
                 "reluwatch.v1.FiringCounts",
                 {"fires": struct.pack("<3I", 1, 0, 1), "abs_sum": None, "sq_sum": None},
             ),
-            "_expect": {"kind": "counts", "fires": [1, 0, 1], "abs_sum": None, "sq_sum": None},
+            "_expect": {"kind": "counts", "fires": [1, 0, 1], "abs_sum": None, "sq_sum": None, "nonfinite": None},
         },
         "raw_float16": {
             "run_id": "py-run",
@@ -136,9 +185,12 @@ def write(out_dir):
     out.mkdir(parents=True, exist_ok=True)
     expected = {"fingerprint": header[2:].hex(), "cases": {}}
     for name, case in cases().items():
-        record = {k: v for k, v in case.items() if k != "_expect"}
-        (out / f"{name}.bin").write_bytes(encode(schema, header, record))
-        fields = {k: v for k, v in record.items() if k != "stats"}
+        record = {k: v for k, v in case.items() if not k.startswith("_")}
+        # Cases without micro_batch/incarnation rely on fastavro filling the schema defaults.
+        writer = load_schema(case["_schema"]) if "_schema" in case else (schema, header)
+        (out / f"{name}.bin").write_bytes(encode(*writer, record))
+        fields = {"micro_batch": 0, "incarnation": 0, **case.get("_defaults", {})}
+        fields.update({k: v for k, v in record.items() if k != "stats"})
         expected["cases"][name] = {**fields, "stats": case["_expect"]}
     (out / "expected.json").write_text(json.dumps(expected, indent=1), encoding="utf-8")
 
@@ -153,11 +205,15 @@ def fields(record):
         def floats(b):
             return None if b is None else list(struct.unpack(f"<{n}f", b))
 
+        def counts(b):
+            return None if b is None else list(struct.unpack(f"<{n}I", b))
+
         out["stats"] = {
             "kind": "counts",
-            "fires": list(struct.unpack(f"<{n}I", stats["fires"])),
+            "fires": counts(stats["fires"]),
             "abs_sum": floats(stats["abs_sum"]),
             "sq_sum": floats(stats["sq_sum"]),
+            "nonfinite": counts(stats["nonfinite"]),
         }
     else:
         out["stats"] = {"kind": "raw", "dtype": stats["dtype"], "values": list(stats["values"])}

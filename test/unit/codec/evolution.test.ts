@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import avro from "avsc";
 import {
@@ -11,7 +13,8 @@ import {
   SnapshotCodec,
   snapshotSchema,
 } from "../../../src/codec/index.js";
-import { snapshotToAvro } from "../../../src/codec/snapshot-codec.js";
+import { decodeSnapshot, snapshotToAvro } from "../../../src/codec/snapshot-codec.js";
+import { packageRoot } from "../../../src/paths.js";
 import { countsSnapshot, plain } from "./fixtures.js";
 
 type RecordSchema = { type: "record"; name: string; namespace?: string; fields: Record<string, unknown>[] };
@@ -83,7 +86,36 @@ test("an older reader reads the current writer's record, ignoring the fields it 
   assert.equal(rec.layer, s.layer);
   assert.equal(rec.step, s.step);
   const stats = rec.stats as Record<string, Record<string, unknown>>;
-  assert.deepEqual(Object.keys(stats["reluwatch.v1.FiringCounts"]!).sort(), ["abs_sum", "fires"]);
+  assert.deepEqual(Object.keys(stats["reluwatch.v1.FiringCounts"]!).sort(), [
+    "abs_sum",
+    "fires",
+    "nonfinite",
+  ]);
+});
+
+test("the shared reader knows the previous shipped schema: its writers decode with the new fields' defaults", () => {
+  const previous = JSON.parse(
+    readFileSync(join(packageRoot, "schemas/previous/ActivationSnapshot.v1.avsc"), "utf8"),
+  ) as AvroSchema;
+  const s = countsSnapshot();
+  const record = snapshotToAvro(s) as unknown as Record<string, unknown>;
+  delete record.micro_batch;
+  delete record.incarnation;
+  const stats = record.stats as Record<string, Record<string, unknown>>;
+  delete stats["reluwatch.v1.FiringCounts"]!.nonfinite;
+  const buf = singleObject(previous, record);
+  assert.notEqual(buf.readBigUInt64LE(2), fingerprintOf(snapshotSchema));
+  for (const back of [decodeSnapshot(buf), new SnapshotCodec().decode(buf)]) {
+    assert.deepEqual(
+      plain(back),
+      plain({
+        ...s,
+        micro_batch: 0,
+        incarnation: 0,
+        stats: { ...s.stats, nonfinite: null } as typeof s.stats,
+      }),
+    );
+  }
 });
 
 test("a writer schema that cannot be resolved is refused when it is registered", () => {

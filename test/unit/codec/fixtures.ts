@@ -17,7 +17,10 @@ export function countsSnapshot(overrides: Partial<ActivationSnapshot> = {}): Act
       fires: Uint32Array.from([0, 1, 511, 512]),
       abs_sum: Float32Array.from([0, 0.25, 100.5, 3e6]),
       sq_sum: Float32Array.from([0, 0.0625, 40.125, 1.5e9]),
+      nonfinite: Uint32Array.from([0, 7, 1, 0]),
     },
+    micro_batch: 3,
+    incarnation: 1_763_999_000_456,
     ...overrides,
   };
 }
@@ -36,11 +39,16 @@ export function rawSnapshot(overrides: Partial<ActivationSnapshot> = {}): Activa
     layer_units: 2,
     samples: 3,
     stats: { kind: "raw", dtype: "FLOAT32", values: new Uint8Array(values.buffer) },
+    micro_batch: 0,
+    incarnation: 0,
     ...overrides,
   };
 }
 
-/** Plain arrays instead of typed arrays, so deepEqual compares contents, not views. */
+/**
+ * Plain arrays instead of typed arrays, so deepEqual compares contents, not
+ * views; the optional fields a decoder always fills are filled with their defaults.
+ */
 export function plain(s: ActivationSnapshot): unknown {
   const stats =
     s.stats.kind === "counts"
@@ -49,7 +57,8 @@ export function plain(s: ActivationSnapshot): unknown {
           fires: [...s.stats.fires],
           abs_sum: s.stats.abs_sum ? [...s.stats.abs_sum] : null,
           sq_sum: s.stats.sq_sum ? [...s.stats.sq_sum] : null,
+          nonfinite: s.stats.nonfinite ? [...s.stats.nonfinite] : null,
         }
       : { kind: s.stats.kind, dtype: s.stats.dtype, values: [...s.stats.values] };
-  return { ...s, stats };
+  return { ...s, micro_batch: s.micro_batch ?? 0, incarnation: s.incarnation ?? 0, stats };
 }

@@ -80,6 +80,63 @@ describe("UNKNOWN, ACTIVE and MOSTLY_SILENT", () => {
   });
 });
 
+describe("hysteresis between ACTIVE and MOSTLY_SILENT", () => {
+  // A unit whose rate alternates bucket by bucket between 0.009 and 0.011 sits on silent_rate 0.01.
+  const near = (s: number) => [Math.floor(s / 10) % 2 === 0 ? (s % 10 === 0 ? 9 : 0) : s % 10 === 0 ? 11 : 0];
+
+  test("a unit wandering around silent_rate inside the band keeps its first verdict", () => {
+    const d = new Detector(SMALL);
+    const ts = drive(d, 0, 600, (s) => [...near(s), ...near(s + 10)]);
+    assert.deepEqual(
+      ts.map((t) => [t.unit, t.from, t.to]),
+      [
+        [0, "UNKNOWN", "MOSTLY_SILENT"],
+        [1, "UNKNOWN", "ACTIVE"],
+      ],
+      "first verdicts only",
+    );
+  });
+
+  test("without the band the same unit flaps at every bucket", () => {
+    const d = new Detector({ ...SMALL, silent_hysteresis: 0 });
+    // Buckets of 10 steps: the window rate moves with each bucket that enters and leaves.
+    const flapping = (s: number) => [
+      Math.floor(s / 100) % 2 === 0 ? (s % 10 === 0 ? 9 : 0) : s % 10 === 0 ? 11 : 0,
+    ];
+    const ts = drive(d, 0, 600, flapping);
+    assert.ok(ts.length > 4, `${ts.length} transitions`);
+    const e = new Detector(SMALL);
+    const held = drive(e, 0, 600, flapping);
+    assert.equal(held.length, 1, "with the default band, only the first verdict");
+  });
+
+  test("leaving the band changes the state: below silent_rate × 0.75, or at silent_rate × 1.25 and above", () => {
+    const d = new Detector(SMALL);
+    drive(d, 0, 100, () => [1]); // rate 0.01: ACTIVE
+    assert.deepEqual(states(d), ["ACTIVE"]);
+    assert.deepEqual(
+      drive(d, 100, 300, (s) => [s % 5 < 4 ? 1 : 0]),
+      [],
+      "rate 0.008 is inside the band",
+    );
+    const down = drive(d, 300, 500, (s) => [s % 2 === 0 ? 1 : 0]); // 0.005
+    assert.deepEqual(
+      down.map((t) => [t.from, t.to]),
+      [["ACTIVE", "MOSTLY_SILENT"]],
+    );
+    assert.deepEqual(
+      drive(d, 500, 700, (s) => [s % 10 < 6 ? 2 : 0]),
+      [],
+      "rate 0.012 is inside the band",
+    );
+    const up = drive(d, 700, 900, () => [2]); // 0.02
+    assert.deepEqual(
+      up.map((t) => [t.from, t.to]),
+      [["MOSTLY_SILENT", "ACTIVE"]],
+    );
+  });
+});
+
 describe("DEAD", () => {
   test("a unit never seen firing is born dead after n_min silent samples, with its bound", () => {
     const d = new Detector(SMALL);

@@ -22,6 +22,8 @@ const bad: Array<[Partial<DetectorConfig>, keyof DetectorConfig, RegExp]> = [
   [{ dead_rate: 0 }, "dead_rate", /\(0, 1\)/],
   [{ silent_rate: 0.001 }, "silent_rate", /> dead_rate/],
   [{ silent_rate: 1 }, "silent_rate", /< 1/],
+  [{ silent_hysteresis: 1 }, "silent_hysteresis", /\[0, 1\)/],
+  [{ silent_hysteresis: -0.1 }, "silent_hysteresis", /\[0, 1\)/],
   [{ revive_min_fires: 0 }, "revive_min_fires", />= 1/],
   [{ effective_sample_fraction: 0 }, "effective_sample_fraction", /\(0, 1\]/],
   [{ effective_sample_fraction: 1.5 }, "effective_sample_fraction", /\(0, 1\]/],

@@ -13,6 +13,9 @@ export interface CountsInput {
   fires: ArrayLike<number>;
   abs_sum?: ArrayLike<number>;
   sq_sum?: ArrayLike<number>;
+  nonfinite?: ArrayLike<number>;
+  micro_batch?: number;
+  incarnation?: number;
 }
 
 /** A FiringCounts snapshot; time defaults to the step so redeliveries repeat it. */
@@ -33,7 +36,10 @@ export function counts(input: CountsInput): ActivationSnapshot {
       fires,
       abs_sum: input.abs_sum ? Float32Array.from(input.abs_sum) : null,
       sq_sum: input.sq_sum ? Float32Array.from(input.sq_sum) : null,
+      nonfinite: input.nonfinite ? Uint32Array.from(input.nonfinite) : null,
     },
+    ...(input.micro_batch === undefined ? {} : { micro_batch: input.micro_batch }),
+    ...(input.incarnation === undefined ? {} : { incarnation: input.incarnation }),
   };
 }
 

@@ -97,6 +97,43 @@ describe("SnapshotProcessor", () => {
     assert.equal(h.feed(encodeSnapshot(snapshot("r1", "c")), 2).deadLetter, undefined, "room was freed");
   });
 
+  test("a NaN sum is no dead letter: the snapshot is applied and its NaNs counted", async () => {
+    const h = harness();
+    const s = snapshot("r", "fc1", 4);
+    s.stats = {
+      kind: "counts",
+      fires: Uint32Array.from([1, 2, 3, 4]),
+      abs_sum: Float32Array.from([1, Number.NaN, 1, 1]),
+      sq_sum: Float32Array.from([1, 1, 1, 1]),
+      nonfinite: Uint32Array.from([0, 2, 0, 0]),
+    };
+    const out = h.feed(encodeSnapshot(s));
+    assert.equal(out.deadLetter, undefined);
+    assert.deepEqual(
+      h.detector.units("r", "fc1")!.map((u) => u.fires),
+      [1, 2, 3, 4],
+    );
+    const m = await h.counters();
+    assert.equal(sumOf(m, "reluwatch_layer_nonfinite_values_total", { run: "r", layer: "fc1" }), 3);
+  });
+
+  test("an idle layer's open bucket is classified by flushIdle, once", () => {
+    const h = harness();
+    const s = snapshot("r1", "a", 2);
+    s.samples = 8000;
+    h.feed(encodeSnapshot(s));
+    assert.deepEqual(h.processor.flushIdle(1_700_000_000_000 + 1_000, 60_000), []);
+    const ts = h.processor.flushIdle(1_700_000_000_000 + 60_000, 60_000);
+    assert.deepEqual(
+      ts.map((t) => [t.unit, t.to]),
+      [
+        [0, "MOSTLY_SILENT"],
+        [1, "MOSTLY_SILENT"],
+      ],
+    );
+    assert.deepEqual(h.processor.flushIdle(1_700_000_000_000 + 120_000, 60_000), []);
+  });
+
   test("idle runs are forgotten by punctuate", () => {
     const h = harness();
     h.feed(encodeSnapshot(snapshot("r1", "a")));
