@@ -3,7 +3,8 @@ package encodes them to. tests/test_vectors.py and the TypeScript codec's
 test/unit/codec/shared-vectors.test.ts both check every vector: decoding the bytes gives the fields,
 and encoding the fields gives the bytes, so each side reads what the other writes, byte for byte.
 
-    python python/tests/make_vectors.py      # after an intended change to the schema or the vectors
+    .venv/bin/python python/tests/make_vectors.py   # after an intended change to the schema or the vectors
+    npx biome format --write test/fixtures/snapshot-vectors.json
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def snapshots() -> dict[str, Snapshot]:
             unit_count=2,
             layer_units=4,
             samples=1,
-            incarnation=2**53 - 1,
+            incarnation=2**53 - 2,
             stats=RawActivations("FLOAT32", struct.pack("<2f", -0.5, 3.25)),
         ),
     }

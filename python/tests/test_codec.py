@@ -77,7 +77,7 @@ def test_non_finite_sums_are_valid_as_the_consumer_takes_them() -> None:
         ({"run_id": ""}, "EMPTY_NAME", "run_id"),
         ({"layer": "x" * 513}, "TOO_LARGE", "layer"),
         ({"rank": -1}, "NEGATIVE", "rank"),
-        ({"step": 2**53}, "MALFORMED", "step"),
+        ({"step": 2**53 - 1}, "MALFORMED", "step"),
         ({"samples": 0}, "NOT_POSITIVE", "samples"),
         ({"unit_offset": 1}, "UNIT_RANGE", "unit_count"),
         ({"micro_batch": -1}, "NEGATIVE", "micro_batch"),

@@ -87,6 +87,9 @@ def producer_config(
         "partitioner": "murmur2_random",
         "compression.type": compression,
         "linger.ms": 20,
+        # librdkafka's own queue only holds what is about to be sent; the backlog waits in the
+        # publisher's queue, where the oldest snapshot can be dropped for a newer one.
+        "queue.buffering.max.messages": 1000,
     }
     for key, value in kafka_config.items():
         config[key.replace("_", ".")] = value
@@ -125,6 +128,8 @@ class Publisher:
         self.incarnation = process_start_incarnation() if incarnation is None else incarnation
         self._config = producer_config(brokers, compression, client_id, kafka_config)
         self._config["error_cb"] = self._on_client_error
+        # librdkafka's own log lines (connection failures, retries) go to Python logging, not stderr.
+        self._config.setdefault("logger", logging.getLogger("reluwatch.kafka"))
         self._producer = Producer(self._config)
         self._capacity = queue_capacity
         self._queue: deque[tuple[str, bytes]] = deque()

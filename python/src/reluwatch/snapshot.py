@@ -17,8 +17,8 @@ ActivationDtype = Literal["FLOAT32", "FLOAT16", "BFLOAT16"]
 DTYPE_BYTES: dict[str, int] = {"FLOAT32": 4, "FLOAT16": 2, "BFLOAT16": 2}
 
 INT_MAX = 2**31 - 1
-# step, time and incarnation are Avro longs; the consumer reads them exactly up to 2^53 - 1.
-SAFE_MAX = 2**53 - 1
+# step, time and incarnation are Avro longs; the consumer's Avro library reads them up to 2^53 - 2.
+SAFE_MAX = 2**53 - 2
 MAX_NAME_BYTES = 512
 
 
