@@ -87,8 +87,9 @@ class ReluProbe:
     activation. ``unit_dims``: the units' dimension per layer name (default: ``default_unit_dim``).
 
     With ``process_group`` (a ``torch.distributed`` data-parallel group), each probed step's counts are
-    summed over the group and only the group's rank 0 publishes them, with ``rank`` 0: one stream per
-    layer instead of one per rank. Every rank of the group must then run the same probed passes.
+    summed over the group and only the group's rank 0 publishes them, under its global rank: one
+    stream per layer and group instead of one per rank. Every rank of the group must then run the same
+    probed passes.
     Without it, every rank publishes its own counts with its publisher's ``rank``.
 
     Inside ``with probe.step(step):`` every forward pass through a hooked layer is one micro-batch of
@@ -121,6 +122,9 @@ class ReluProbe:
             raise ValueError("no module to probe: the model has no nn.ReLU and none was given")
         self._unit_dims = dict(unit_dims or {})
         self.publishes = process_group is None or dist.get_rank(process_group) == 0
+        # A group's sum is published under the global rank of its rank 0: unique per group, so the
+        # consumer keeps the streams of several groups apart; None publishes under the publisher's rank.
+        self.group_rank = None if process_group is None else dist.get_global_rank(process_group, 0)
         if self.publishes and publisher is None:
             raise ValueError("this rank publishes, so it needs a publisher")
         self.publisher = publisher
@@ -261,7 +265,7 @@ class ReluProbe:
                 ),
                 step,
                 micro_batch=p.micro_batch,
-                rank=0 if self.process_group is not None else None,
+                rank=self.group_rank,
                 time_ms=now,
             )
             offset += w
@@ -284,7 +288,7 @@ class ReluProbe:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sums the counts (and sums) into the group's rank 0, the one that publishes."""
         group = self.process_group
-        dst = dist.get_global_rank(group, 0)
+        dst = self.group_rank
         device = self._collective_device()
         counts = counts.to(device)
         dist.reduce(counts, dst=dst, group=group)
