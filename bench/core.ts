@@ -67,7 +67,16 @@ function realisticFires(units: number, samples: number, seed: number): Uint32Arr
   return f;
 }
 
-function countsSnapshot(units: number, step: number, rank: number, fires: Uint32Array): ActivationSnapshot {
+function countsSnapshot(
+  units: number,
+  step: number,
+  rank: number,
+  fires: Uint32Array,
+  sums = false,
+): ActivationSnapshot {
+  // Sums as a probe computes them: Σ|h| ≈ Σh ≈ fires × mean activation.
+  const abs = sums ? Float32Array.from(fires, (f) => f * 1.5) : null;
+  const sq = sums ? Float32Array.from(fires, (f) => f * 4.5) : null;
   return {
     run_id: "bench",
     layer: "mlp",
@@ -78,7 +87,7 @@ function countsSnapshot(units: number, step: number, rank: number, fires: Uint32
     unit_count: units,
     layer_units: units,
     samples: 512,
-    stats: { kind: "counts", fires, abs_sum: null, sq_sum: null },
+    stats: { kind: "counts", fires, abs_sum: abs, sq_sum: sq },
   };
 }
 
@@ -188,18 +197,19 @@ function benchClassify(): { steady: Throughput; first: Throughput } {
   return { steady: ms(steady), first: ms(first) };
 }
 
-/** Child-process part: bytes per unit of one fully covered layer of `units` units. */
-function measureMemory(units: number): number {
+/** Child-process part: bytes per unit of one fully covered layer of `units` units, with or without sums. */
+function measureMemory(units: number, sums: boolean): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error("run with --expose-gc");
   const fires = realisticFires(units, 512, 9);
-  const snap = countsSnapshot(units, 0, 0, fires);
+  const snap = countsSnapshot(units, 0, 0, fires, sums);
+  const next = countsSnapshot(units, 100, 1, fires, sums);
   gc();
   gc();
   const before = process.memoryUsage();
   const d = new Detector();
   d.apply(snap, 0);
-  d.apply(countsSnapshot(units, 100, 1, fires), 1); // one bucket closed: classification state in place
+  d.apply(next, 1); // one bucket closed: classification state in place
   gc();
   gc();
   const after = process.memoryUsage();
@@ -208,14 +218,17 @@ function measureMemory(units: number): number {
   return delta / units;
 }
 
-function benchMemory(units: number): Figure {
+function benchMemory(units: number, sums = false): Figure {
   const runs = quick ? 1 : 3;
   const out: number[] = [];
   const self = fileURLToPath(import.meta.url);
   for (let i = 0; i < runs; i++) {
     const stdout = execFileSync(
       process.execPath,
-      ["--expose-gc", "--max-old-space-size=4096", "--import", "tsx", self, "--memory-child", String(units)],
+      [
+        ...["--expose-gc", "--max-old-space-size=4096", "--import", "tsx", self],
+        ...["--memory-child", String(units), ...(sums ? ["--sums"] : [])],
+      ],
       { encoding: "utf8" },
     );
     out.push(Number(stdout.trim()));
@@ -225,7 +238,9 @@ function benchMemory(units: number): Figure {
 
 const childAt = process.argv.indexOf("--memory-child");
 if (childAt >= 0) {
-  process.stdout.write(`${measureMemory(Number(process.argv[childAt + 1]))}\n`);
+  process.stdout.write(
+    `${measureMemory(Number(process.argv[childAt + 1]), process.argv.includes("--sums"))}\n`,
+  );
 } else {
   const counts = benchCounts();
   const raw32 = benchRaw("FLOAT32");
@@ -234,6 +249,7 @@ if (childAt >= 0) {
   const classify = benchClassify();
   const mem1 = benchMemory(1_000_000);
   const mem10 = benchMemory(10_000_000);
+  const mem1Sums = benchMemory(1_000_000, true);
   const result = {
     node: process.version,
     runs: RUNS,
@@ -245,6 +261,7 @@ if (childAt >= 0) {
     classify_ms_per_1m_units_first_verdicts: classify.first,
     bytes_per_unit_1m: mem1,
     bytes_per_unit_10m: mem10,
+    bytes_per_unit_1m_with_sums: mem1Sums,
   };
   console.log(JSON.stringify(result, null, 2));
   const fmt = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : x.toFixed(2));
@@ -257,6 +274,7 @@ if (childAt >= 0) {
     ["apply + first verdicts ms / 1M units (1M events, CPU time)", classify.first.cpu, ""],
     ["bytes / unit at 1M units", mem1, "<= 64"],
     ["bytes / unit at 10M units", mem10, "<= 64"],
+    ["bytes / unit at 1M units, with abs_sum and sq_sum", mem1Sums, "<= 128"],
   ];
   console.log("\n| measure | median | min | max | target |\n| --- | --- | --- | --- | --- |");
   for (const [name, f, target] of rows) {

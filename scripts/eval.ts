@@ -28,7 +28,8 @@ interface EvalScenario {
  * 2000 steps), plus one fleet of realistic shape: 8 ranks, 6 layers of 2048
  * units, 6000 steps, with born-dead units, mostly-silent units down to
  * dead_rate, a death that falls mid-bucket, a later death, a partial revival
- * and a rank that goes stale.
+ * and a rank that goes stale. The traffic of real jobs has its own
+ * scenarios: gradient accumulation, a crash and resume, NaN units, NaN sums.
  */
 const EVAL_SCENARIOS: readonly EvalScenario[] = [
   { label: "healthy", simulate: ["--scenario", "healthy"] },
@@ -37,6 +38,10 @@ const EVAL_SCENARIOS: readonly EvalScenario[] = [
   { label: "stale-rank", simulate: ["--scenario", "stale-rank"] },
   { label: "revival", simulate: ["--scenario", "revival"] },
   { label: "tensor-parallel", simulate: ["--scenario", "tensor-parallel"] },
+  { label: "grad-accum", simulate: ["--scenario", "grad-accum"] },
+  { label: "crash-resume", simulate: ["--scenario", "crash-resume"] },
+  { label: "nan-units", simulate: ["--scenario", "nan-units"] },
+  { label: "nan-sums", simulate: ["--scenario", "nan-sums"] },
   {
     label: "fleet-8x6x2048",
     simulate: [
@@ -106,8 +111,8 @@ const steps = (x: number | null) => (x === null ? "—" : Number.isFinite(x) ? S
 
 function markdownTable(scores: readonly ScenarioScore[]): string {
   const head =
-    "| scenario | units | truly dead | DEAD at end | precision | recall | DEAD at end in gray zone | revived, still DEAD | precision, gray zone wrong | units ≥ 3×dead_rate | false dead (≥ 3×) | false dead (< 3×) | deaths scored | median delay | p95 delay | max delay | p95 bound | pass |";
-  const rule = `|${" --- |".repeat(18)}`;
+    "| scenario | units | truly dead | DEAD at end | precision | recall | DEAD at end in gray zone | revived, still DEAD | precision, gray zone wrong | units ≥ 3×dead_rate | false dead (≥ 3×) | false dead (< 3×) | deaths scored | median delay | p95 delay | max delay | p95 bound | replaced-timeline DEAD at end | NaN units (called dead) | pass |";
+  const rule = `|${" --- |".repeat(20)}`;
   const rows = scores.map((s) =>
     [
       s.scenario,
@@ -127,6 +132,8 @@ function markdownTable(scores: readonly ScenarioScore[]): string {
       steps(s.delay_p95),
       steps(s.delay_max),
       `${s.bound.steps} (${s.bound.n_min_steps} + ${s.bound.bucket_steps})`,
+      s.replaced_dead_at_end,
+      `${s.nan_units} (${s.nan_dead})`,
       s.failures.length === 0 ? "yes" : `**no**: ${s.failures.join("; ")}`,
     ].join(" | "),
   );
@@ -171,8 +178,17 @@ two small seeded scenarios to the same targets in \`make test\`.
   true death step, minus the death step (born-dead units die at step 0). A
   death counts when the unit stays dead at least as long as the bound; one it
   is never detected is an infinite delay. Samples per step are
-  ranks × samples / interval, with the fewest ranks that publish at any step
-  (a stale rank lengthens the bound); tensor-parallel shards do not add.
+  ranks × micro-batches × samples / interval, with the fewest ranks that
+  publish at any step (a stale rank lengthens the bound); tensor-parallel
+  shards do not add.
+- **no replaced-timeline death at the end** (${t.replaced_dead_at_end}): after a crash and a resume
+  from an earlier checkpoint, units that died only on the replaced timeline
+  must not be DEAD at the end. Transitions stamped before the resume at steps
+  the new incarnation published again belong to the replaced timeline: their
+  dead verdicts are checked against that timeline's rates (for "false dead"),
+  and they take no part in the delays.
+- **no NaN unit called dead** (${t.nan_dead}): units whose every activation is NaN
+  from some step on get no dead verdict from then on.
 
 ## Results
 

@@ -11,6 +11,7 @@ import {
   DEAD,
   FLAG_BORN_DEAD,
   FLAG_CONSTANT,
+  FLAG_RECHECK,
   type LayerState,
   MOSTLY_SILENT,
   STATE_NAMES,
@@ -31,6 +32,12 @@ export interface ClassifyContext {
    * them without keeping them, so the bucket is not counted twice.
    */
   closing: boolean;
+  /**
+   * True when the head bucket closed before and its fires and samples are
+   * already in the revival evidence: the pass right after a resume cut the
+   * window back to such a bucket.
+   */
+  headCounted?: boolean;
 }
 
 /** Counts a pass adds to the layer's cumulative totals. */
@@ -58,6 +65,8 @@ export function classifyLayer(
   const esf = config.effective_sample_fraction;
   const deadRate = config.dead_rate;
   const silentRate = config.silent_rate;
+  const headCounted = ctx.headCounted === true;
+  const verdicts = layer.verdicts[layer.clock.slotOf(layer.head)]!;
   // Hysteresis: a living unit must cross the far edge of the band to change sides.
   const toSilent = silentRate * (1 - config.silent_hysteresis);
   const toActive = silentRate * (1 + config.silent_hysteresis);
@@ -75,6 +84,7 @@ export function classifyLayer(
   const deathSamples = layer.deathSamples;
   const absSum = layer.absSum;
   const sqSum = layer.sqSum;
+  const sumSlots = layer.sumSlotsInWindow();
   const newer = new Float64Array(B);
   // Non-finite samples are no evidence: per unit, they come off every sample count below.
   const bad = slots.map((slot) => layer.nonfinite[slot] ?? null);
@@ -90,7 +100,7 @@ export function classifyLayer(
     const known = (seg.expired + segWin) * esf >= nMin;
     const headSamples = seg.samples[slots[0]!]!;
     let statWin = 0;
-    for (let a = 0; a < B; a++) statWin += seg.statSamples[slots[a]!]!;
+    for (const k of sumSlots) statWin += seg.statSamples[k]!;
     for (let j = seg.start; j < seg.end; j++) {
       const st = state[j]!;
       const w = win[j]!;
@@ -111,10 +121,26 @@ export function classifyLayer(
       }
       const nEff = silence * esf;
       let next = st;
-      if (st === DEAD) {
-        let df = deathFires[j]! + headFires[j]!;
-        let ds = Math.min(deathSamples[j]! + headSamples - (headBad?.[j] ?? 0), U32_MAX);
-        if (headFires[j] === 0 && (df === 0 || nEff >= nMin)) {
+      let retracted = false;
+      let recheck = st === DEAD && (flags[j]! & FLAG_RECHECK) !== 0;
+      if (recheck && nEff >= nMin) {
+        // A verdict from before a resume that the evidence left still proves.
+        flags[j] = flags[j]! & ~FLAG_RECHECK;
+        recheck = false;
+      }
+      if (recheck) {
+        // It rested on dropped evidence: judge the unit afresh on its rate (with no evidence at
+        // all it waits for some).
+        if (unitWin > 0) {
+          flags[j] = flags[j]! & ~FLAG_RECHECK;
+          next = w >= silentRate * unitWin ? ACTIVE : MOSTLY_SILENT;
+          retracted = true;
+        }
+      } else if (st === DEAD) {
+        const hf = headCounted ? 0 : headFires[j]!;
+        let df = deathFires[j]! + hf;
+        let ds = Math.min(deathSamples[j]! + (headCounted ? 0 : headSamples - (headBad?.[j] ?? 0)), U32_MAX);
+        if (hf === 0 && (df === 0 || nEff >= nMin)) {
           // Silence before the first fire after the verdict, or a fresh n_min of silence after a
           // stray fire, counts as no more than the verdict's own evidence. Counting all of it would
           // make a unit dead for 100,000 samples that then fires at 2 × dead_rate wait another
@@ -145,9 +171,9 @@ export function classifyLayer(
         if ((next === ACTIVE || next === MOSTLY_SILENT) && statWin > 0 && nonfiniteWin === 0) {
           let s1 = 0;
           let s2 = 0;
-          for (let a = 0; a < B; a++) {
-            s1 += absSum[slots[a]!]![j]!;
-            s2 += sqSum[slots[a]!]![j]!;
+          for (const k of sumSlots) {
+            s1 += absSum[k]![j]!;
+            s2 += sqSum[k]![j]!;
           }
           const mean = s1 / statWin;
           const variance = s2 / statWin - mean * mean;
@@ -159,6 +185,7 @@ export function classifyLayer(
       if (next === st) continue;
       let bornDead = false;
       if (next === DEAD) {
+        verdicts.push(j);
         deathFires[j] = 0;
         deathSamples[j] = 0;
         bornDead = !layer.everFired(j);
@@ -166,7 +193,8 @@ export function classifyLayer(
         if (st === ACTIVE || st === MOSTLY_SILENT) tally.deaths++;
       } else if (st === DEAD) {
         flags[j] = flags[j]! & ~FLAG_BORN_DEAD;
-        tally.revivals++;
+        // A retracted verdict is no revival: the unit never died on the timeline that stands.
+        if (!retracted) tally.revivals++;
       }
       state[j] = next;
       tally.transitions[st * 4 + next]!++;

@@ -142,9 +142,18 @@ export class Detector {
     }
     if (!state.started || bucket > state.head) {
       if (state.started) {
+        // After a resume the head is a bucket that closed before: pass over it again (to
+        // retract verdicts the cut unproved) without adding its evidence twice.
         this.classify(
           rec,
-          { run_id, layer, step: state.newestStep, time: rec.lastTime, closing: true },
+          {
+            run_id,
+            layer,
+            step: state.newestStep,
+            time: rec.lastTime,
+            closing: !resumed,
+            headCounted: resumed,
+          },
           transitions,
         );
       }

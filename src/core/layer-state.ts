@@ -3,6 +3,7 @@
  * per field, indexed by global unit. At default settings without abs_sum a
  * unit costs 10 × 4 (bucket fires) + 4 (window fires) + 4 (last fire step)
  * + 4 (expired silence) + 2 × 4 (revival evidence) + 2 (state, flags) = 62 bytes.
+ * With abs_sum and sq_sum, 5 × 2 × 4 more (float32 sums per pair of buckets): 102 bytes.
  *
  * Fire counts are 32-bit: a unit's fires in one bucket, and in the window, must
  * stay below 2^32 (4.3 billion samples per window).
@@ -19,6 +20,8 @@ export const STATE_NAMES = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"] as con
 export const FLAG_EVER_FIRED = 1;
 export const FLAG_BORN_DEAD = 2;
 export const FLAG_CONSTANT = 4;
+/** A DEAD verdict given before a resume cut: it stands only if the evidence left still proves it. */
+export const FLAG_RECHECK = 8;
 
 /** lastFire value of a unit whose last fire is unknown or never happened. */
 export const NEVER = -2147483648;
@@ -49,9 +52,19 @@ export class LayerState {
   readonly deathSamples: Uint32Array;
   readonly state: Uint8Array;
   readonly flags: Uint8Array;
-  /** Σ|h| and Σh² per slot, allocated when the first snapshot carrying them arrives. */
-  absSum: Float64Array[] | null = null;
-  sqSum: Float64Array[] | null = null;
+  /**
+   * Σ|h| and Σh² per sum slot, allocated when the first snapshot carrying them
+   * arrives. Sums are kept per group of SUM_GROUP buckets, in float32, so they
+   * cost 8 bytes a unit per two buckets: the means and variances they give are
+   * over the window at that granularity (9 or 10 of its 10 buckets).
+   */
+  absSum: Float32Array[] | null = null;
+  sqSum: Float32Array[] | null = null;
+  /** Buckets per sum slot, and how many slots the ring has. */
+  readonly sumGroup: number;
+  readonly sumSlots: number;
+  /** The bucket group each sum slot holds (NaN: none). */
+  private readonly sumGroupIds: Float64Array;
   /**
    * Non-finite samples per unit and bucket slot, allocated for a slot only
    * when a snapshot in that bucket reports one, and released when the bucket
@@ -69,11 +82,20 @@ export class LayerState {
   private newestRel = NEVER;
   /** Keys of the snapshots applied to each bucket slot, so a redelivery is recognised. */
   readonly seen: Array<Set<string>>;
+  /**
+   * Units given a DEAD verdict by the pass whose head was each bucket slot's
+   * bucket: the evidence of such a verdict ends with that bucket, so a resume
+   * cut at or before it unproves the verdict.
+   */
+  readonly verdicts: number[][];
 
   constructor(units: number, windowSteps: number, buckets: number) {
     this.units = units;
     this.clock = new BucketClock(windowSteps, buckets);
-    this.segments = new Segments(units, buckets);
+    this.sumGroup = buckets >= 2 ? 2 : 1;
+    this.sumSlots = Math.ceil(buckets / this.sumGroup);
+    this.sumGroupIds = new Float64Array(this.sumSlots).fill(Number.NaN);
+    this.segments = new Segments(units, buckets, this.sumSlots);
     const all = new Uint32Array(units * buckets);
     this.fires = Array.from({ length: buckets }, (_, s) => all.subarray(s * units, (s + 1) * units));
     this.windowFires = new Uint32Array(units);
@@ -85,6 +107,45 @@ export class LayerState {
     this.flags = new Uint8Array(units);
     this.seen = Array.from({ length: buckets }, () => new Set<string>());
     this.nonfinite = new Array<Uint32Array | null>(buckets).fill(null);
+    this.verdicts = Array.from({ length: buckets }, () => []);
+  }
+
+  private sumSlotOf(bucket: number): number {
+    const s = Math.floor(bucket / this.sumGroup) % this.sumSlots;
+    return s < 0 ? s + this.sumSlots : s;
+  }
+
+  /** Makes sum slot `k` hold bucket group `group`, dropping the older group it held. */
+  private claimSumSlot(k: number, group: number): void {
+    if (this.sumGroupIds[k] === group) return;
+    this.dropSumSlot(k);
+    this.sumGroupIds[k] = group;
+  }
+
+  private dropSumSlot(k: number): void {
+    if (this.absSum !== null && this.sqSum !== null) {
+      this.absSum[k]!.fill(0);
+      this.sqSum[k]!.fill(0);
+    }
+    for (const seg of this.segments.list) seg.statSamples[k] = 0;
+    this.sumGroupIds[k] = Number.NaN;
+  }
+
+  /**
+   * The sum slots whose bucket group lies in the window, i.e. whose sums and
+   * statSamples the means read. A group partly expired still counts whole; one
+   * whose slot a newer group claimed is gone.
+   */
+  sumSlotsInWindow(): number[] {
+    if (!this.started) return [];
+    const first = Math.floor((this.head - this.clock.buckets + 1) / this.sumGroup);
+    const last = Math.floor(this.head / this.sumGroup);
+    const out: number[] = [];
+    for (let k = 0; k < this.sumSlots; k++) {
+      const g = this.sumGroupIds[k]!;
+      if (g >= first && g <= last) out.push(k);
+    }
+    return out;
   }
 
   /** Whether some bucket in the window holds non-finite samples. */
@@ -114,12 +175,23 @@ export class LayerState {
    */
   add(step: number, samples: number, offset: number, count: number, stats: UnitStats): void {
     if (Number.isNaN(this.origin)) this.origin = step;
-    const slot = this.clock.slotOf(this.clock.bucketOf(step));
-    const hasStats = stats.abs !== null && stats.sq !== null;
+    const bucket = this.clock.bucketOf(step);
+    const slot = this.clock.slotOf(bucket);
+    const sumSlot = this.sumSlotOf(bucket);
+    const group = Math.floor(bucket / this.sumGroup);
+    // A straggler of a group whose slot a newer group holds keeps its fires but not its sums.
+    const hasStats = stats.abs !== null && stats.sq !== null && !(this.sumGroupIds[sumSlot]! > group);
+    if (hasStats) {
+      if (this.absSum === null || this.sqSum === null) {
+        this.absSum = Array.from({ length: this.sumSlots }, () => new Float32Array(this.units));
+        this.sqSum = Array.from({ length: this.sumSlots }, () => new Float32Array(this.units));
+      }
+      this.claimSumSlot(sumSlot, group);
+    }
     for (const seg of this.segments.cover(offset, count)) {
       seg.samples[slot] = seg.samples[slot]! + samples;
       seg.window += samples;
-      if (hasStats) seg.statSamples[slot] = seg.statSamples[slot]! + samples;
+      if (hasStats) seg.statSamples[sumSlot] = seg.statSamples[sumSlot]! + samples;
     }
     const rel = Math.max(-2147483647, Math.min(2147483647, step - this.origin));
     const fb = this.fires[slot]!;
@@ -158,12 +230,8 @@ export class LayerState {
       }
     }
     if (hasStats) {
-      if (this.absSum === null || this.sqSum === null) {
-        this.absSum = Array.from({ length: this.clock.buckets }, () => new Float64Array(this.units));
-        this.sqSum = Array.from({ length: this.clock.buckets }, () => new Float64Array(this.units));
-      }
-      const a = this.absSum[slot]!;
-      const q = this.sqSum[slot]!;
+      const a = this.absSum![sumSlot]!;
+      const q = this.sqSum![sumSlot]!;
       const sa = stats.abs!;
       const sq = stats.sq!;
       for (let i = 0, j = offset; i < count; i++, j++) {
@@ -207,28 +275,43 @@ export class LayerState {
       seg.window -= s;
       seg.expired += s;
       seg.samples[slot] = 0;
-      seg.statSamples[slot] = 0;
     }
     fb.fill(0);
-    if (this.absSum !== null && this.sqSum !== null) {
-      this.absSum[slot]!.fill(0);
-      this.sqSum[slot]!.fill(0);
-    }
     this.nonfinite[slot] = null;
+    this.verdicts[slot] = [];
     this.seen[slot]!.clear();
   }
 
   /**
    * A rank resumed from a checkpoint at `step`: drop every window bucket from
    * the one holding `step` on (bucket granularity, so a few earlier steps of
-   * that bucket go too) and make the bucket before it the head.
+   * that bucket go too) and make the bucket before it the head. DEAD
+   * verdicts given on evidence that reached into the dropped buckets (a death
+   * on the replaced timeline) are marked for a recheck: the next pass keeps
+   * them only if the evidence left still proves them. A cut before the window
+   * start marks every DEAD unit: where their verdicts came from is no longer known.
    */
   cutBack(step: number): void {
     if (!this.started) return;
     const B = this.clock.buckets;
     const cut = this.clock.bucketOf(step);
     const from = Math.max(cut, this.head - B + 1);
-    for (let b = from; b <= this.head; b++) this.clear(this.clock.slotOf(b));
+    if (cut < from) {
+      for (let j = 0; j < this.units; j++)
+        if (this.state[j] === DEAD) this.flags[j] = this.flags[j]! | FLAG_RECHECK;
+    } else {
+      for (let b = from; b <= this.head; b++) {
+        for (const j of this.verdicts[this.clock.slotOf(b)]!) {
+          if (this.state[j] === DEAD) this.flags[j] = this.flags[j]! | FLAG_RECHECK;
+        }
+      }
+    }
+    for (let b = from; b <= this.head; b++) {
+      this.clear(this.clock.slotOf(b));
+      // A group's sums cannot be split: the part of it before the cut goes too.
+      const k = this.sumSlotOf(b);
+      if (this.sumGroupIds[k] === Math.floor(b / this.sumGroup)) this.dropSumSlot(k);
+    }
     const cutStartRel = this.clock.firstStep(cut) - this.origin;
     const last = this.lastFire;
     for (let j = 0; j < this.units; j++) {
@@ -261,13 +344,9 @@ export class LayerState {
     for (const seg of this.segments.list) {
       seg.window -= seg.samples[slot]!;
       seg.samples[slot] = 0;
-      seg.statSamples[slot] = 0;
-    }
-    if (this.absSum !== null && this.sqSum !== null) {
-      this.absSum[slot]!.fill(0);
-      this.sqSum[slot]!.fill(0);
     }
     this.nonfinite[slot] = null;
+    this.verdicts[slot] = [];
     this.seen[slot]!.clear();
   }
 
@@ -314,7 +393,7 @@ export class LayerState {
   bytes(): number {
     const B = this.clock.buckets;
     let n = this.units * (B * 4 + 4 * 5 + 2);
-    if (this.absSum) n += this.units * B * 16;
+    if (this.absSum) n += this.units * this.sumSlots * 8;
     for (const a of this.nonfinite) if (a !== null) n += a.byteLength;
     return n;
   }

@@ -90,7 +90,7 @@ export interface UnitDetail {
 function activationMeans(layer: LayerState): { unitMean: Float64Array; layerMean: number } | null {
   const absSum = layer.absSum;
   if (absSum === null || !layer.started) return null;
-  const slots = layer.ageSlots();
+  const slots = layer.sumSlotsInWindow();
   const unitMean = new Float64Array(layer.units).fill(Number.NaN);
   let total = 0;
   let counted = 0;

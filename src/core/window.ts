@@ -48,7 +48,10 @@ export interface Segment {
   end: number;
   /** Samples per bucket slot. */
   samples: Float64Array;
-  /** Samples per bucket slot that came with abs_sum/sq_sum (the denominator of the activation means). */
+  /**
+   * Samples per sum slot (see LayerState.sumSlotOf) that came with abs_sum/sq_sum: the
+   * denominator of the activation means.
+   */
   statSamples: Float64Array;
   /** Σ samples over the window, kept incrementally. */
   window: number;
@@ -60,9 +63,11 @@ export interface Segment {
 export class Segments {
   readonly list: Segment[];
   private readonly buckets: number;
+  private readonly sumSlots: number;
 
-  constructor(layerUnits: number, buckets: number) {
+  constructor(layerUnits: number, buckets: number, sumSlots = buckets) {
     this.buckets = buckets;
+    this.sumSlots = sumSlots;
     this.list = [this.make(0, layerUnits)];
   }
 
@@ -71,7 +76,7 @@ export class Segments {
       start,
       end,
       samples: new Float64Array(this.buckets),
-      statSamples: new Float64Array(this.buckets),
+      statSamples: new Float64Array(this.sumSlots),
       window: 0,
       expired: 0,
     };

@@ -8,8 +8,8 @@
 import { samplesNeeded } from "../core/bound.js";
 import type { DetectorConfig } from "../core/config.js";
 import type { UnitState, UnitTransition } from "../core/snapshot.js";
-import { type Scenario, snapshotSteps } from "../sim/scenario.js";
-import { type FleetTruth, rankPublishes, rateAt, type UnitTruth } from "../sim/truth.js";
+import { resumeTime, type Scenario, snapshotSteps } from "../sim/scenario.js";
+import { type FleetTruth, rankPublishes, rateAt, timelineRateAt, type UnitTruth } from "../sim/truth.js";
 
 /** What `make eval` holds every scenario to. */
 export const EVAL_TARGETS = Object.freeze({
@@ -18,6 +18,10 @@ export const EVAL_TARGETS = Object.freeze({
   /** Units whose true rate is at least this multiple of dead_rate must never be called dead. */
   lively_multiple: 3,
   false_dead: 0,
+  /** Units that died only on a timeline a crash replaced and are still DEAD at the end. */
+  replaced_dead_at_end: 0,
+  /** Dead verdicts for units while every one of their activations was NaN. */
+  nan_dead: 0,
 });
 
 export interface DelayBound {
@@ -45,7 +49,7 @@ export function delayBound(s: Scenario, config: DetectorConfig): DelayBound {
     for (let rank = 0; rank < s.ranks; rank++) if (rankPublishes(s, rank, step)) n++;
     fewestRanks = Math.min(fewestRanks, n);
   }
-  const samplesPerStep = (fewestRanks * s.samples) / s.interval;
+  const samplesPerStep = (fewestRanks * s.samples * (s.micro_batches ?? 1)) / s.interval;
   const nMin = samplesNeeded(config.alpha, config.dead_rate) / config.effective_sample_fraction;
   const nMinSteps = samplesPerStep > 0 ? Math.ceil(nMin / samplesPerStep) : Number.POSITIVE_INFINITY;
   const bucketSteps = config.window_steps / config.window_buckets;
@@ -98,6 +102,12 @@ export interface ScenarioScore {
   delay_p95: number | null;
   delay_max: number | null;
   bound: DelayBound;
+  /** Units that died only on a timeline a crash replaced (alive at the end) and are DEAD at the end. */
+  replaced_dead_at_end: number;
+  /** Transitions to DEAD of units at a step from which all their activations were NaN. */
+  nan_dead: number;
+  /** Units that turned NaN on every sample. */
+  nan_units: number;
   /** Targets missed, one line each; empty when the scenario passes. */
   failures: string[];
 }
@@ -151,8 +161,14 @@ export function scoreScenario(
   for (const t of truth.units) byKey.set(unitKey(t.run_id, t.layer, t.unit), t);
 
   const timelines = new Map<string, Timeline>();
+  const finals = new Map<string, UnitState>();
   let falseDead = 0;
   let falseDeadSparse = 0;
+  let nanDead = 0;
+  // Transitions stamped before the resume, at steps the new incarnation published again, were
+  // decided on the replaced timeline: judged against its rates, and no part of the truth's timeline.
+  const resumedAt = resumeTime(s);
+  const replacedFrom = s.crash?.resume_step ?? Number.POSITIVE_INFINITY;
   for (const tr of transitions) {
     const key = unitKey(tr.run_id, tr.layer, tr.unit);
     const t = byKey.get(key);
@@ -161,16 +177,21 @@ export function scoreScenario(
         `transition for ${tr.run_id}/${tr.layer} unit ${tr.unit}, which the truth does not hold`,
       );
     }
-    let line = timelines.get(key);
-    if (line === undefined) {
-      line = [];
-      timelines.set(key, line);
+    finals.set(key, tr.to);
+    const replaced = resumedAt !== null && tr.time < resumedAt && tr.step >= replacedFrom;
+    if (!replaced) {
+      let line = timelines.get(key);
+      if (line === undefined) {
+        line = [];
+        timelines.set(key, line);
+      }
+      line.push({ step: tr.step, to: tr.to });
     }
-    line.push({ step: tr.step, to: tr.to });
     if (tr.to === "DEAD") {
-      const rate = rateAt(t, tr.step);
+      const rate = timelineRateAt(t, tr.step, replaced ? 0 : 1);
       if (rate >= lively) falseDead++;
       else if (rate > 0) falseDeadSparse++;
+      if (tr.step >= (t.nan_step ?? Number.POSITIVE_INFINITY)) nanDead++;
     }
   }
 
@@ -184,10 +205,13 @@ export function scoreScenario(
   let livelyUnits = 0;
   let deaths = 0;
   let undetected = 0;
+  let replacedDead = 0;
+  let nanUnits = 0;
   const delays: number[] = [];
   for (const [key, t] of byKey) {
     const line = timelines.get(key);
-    const final = line?.[line.length - 1]?.to ?? "UNKNOWN";
+    const final = finals.get(key) ?? "UNKNOWN";
+    if ((t.nan_step ?? null) !== null) nanUnits++;
     const endRate = rateAt(t, endStep);
     if (endRate === 0) trulyDead++;
     if (final === "DEAD") {
@@ -196,6 +220,7 @@ export function scoreScenario(
       else if (endRate >= lively) fp++;
       else gray++;
       if (endRate > 0 && t.revive_step !== null) revivedStillDead++;
+      if (endRate > 0 && (t.replaced_death_step ?? null) !== null) replacedDead++;
     }
     if (t.segments.some((seg) => seg.rate >= lively)) livelyUnits++;
     if (t.death_step !== null) {
@@ -229,6 +254,10 @@ export function scoreScenario(
   if (p95 !== null && p95 > bound.steps) {
     failures.push(`p95 delay ${p95} steps > bound ${bound.steps}`);
   }
+  if (replacedDead > EVAL_TARGETS.replaced_dead_at_end) {
+    failures.push(`${replacedDead} units dead only on the replaced timeline are DEAD at the end`);
+  }
+  if (nanDead > EVAL_TARGETS.nan_dead) failures.push(`${nanDead} dead verdicts for units that are all NaN`);
   return {
     scenario: s.name,
     seed: s.seed,
@@ -252,6 +281,9 @@ export function scoreScenario(
     delay_p95: p95,
     delay_max: delays.length > 0 ? delays[delays.length - 1]! : null,
     bound,
+    replaced_dead_at_end: replacedDead,
+    nan_dead: nanDead,
+    nan_units: nanUnits,
     failures,
   };
 }

@@ -4,18 +4,23 @@ export { fleetSize, generateFleet } from "./fleet.js";
 export { Prng } from "./prng.js";
 export {
   BUILT_IN_SCENARIOS,
+  type Crash,
   DEFAULT_SCENARIO,
   type DeathEvent,
   layerName,
+  type NanEvent,
   type RateDistribution,
   type RevivalEvent,
   resolveScenario,
+  resumeTime,
   runId,
   type Scenario,
   ScenarioError,
   type StaleRank,
   shardSlice,
   snapshotSteps,
+  type TimelineStep,
+  timelineSteps,
   validateScenario,
 } from "./scenario.js";
 export {
@@ -25,6 +30,7 @@ export {
   type RateSegment,
   rankPublishes,
   rateAt,
+  timelineRateAt,
   type UnitClass,
   type UnitTruth,
 } from "./truth.js";

@@ -31,6 +31,27 @@ export interface RevivalEvent {
   run?: number;
 }
 
+/** From `step` on, `fraction` of layer `layer`'s units (chosen among those that never die) output NaN on every sample. */
+export interface NanEvent {
+  layer: number;
+  fraction: number;
+  step: number;
+  run?: number;
+}
+
+/**
+ * The job (every run) crashes after publishing the snapshots of the steps
+ * before `crash_step` and resumes from the checkpoint of `resume_step`: steps
+ * resume_step..crash_step are published twice, first by the replaced timeline,
+ * then by the new incarnation. `deaths` happen on the replaced timeline only;
+ * the truth is the new timeline.
+ */
+export interface Crash {
+  resume_step: number;
+  crash_step: number;
+  deaths: DeathEvent[];
+}
+
 /** Rank `rank` publishes nothing from `after_step` on (in every run). */
 export interface StaleRank {
   rank: number;
@@ -60,6 +81,14 @@ export interface Scenario {
   deaths: DeathEvent[];
   revivals: RevivalEvent[];
   stale_ranks: StaleRank[];
+  /** Snapshots per rank, shard and snapshot step (gradient-accumulation micro-batches), each of `samples`. */
+  micro_batches: number;
+  /** Stamp snapshots with an incarnation (the wall time the timeline started); 0 otherwise. */
+  incarnations: boolean;
+  crash: Crash | null;
+  nan_units: NanEvent[];
+  /** With sums: probability that a snapshot carries a NaN abs_sum entry (its fires stay valid). */
+  nan_sum_rate: number;
   /** `time` of step 0, ms since the epoch; fixed so output is the same on every run. */
   start_time: number;
   /** Milliseconds of simulated wall time per training step. */
@@ -84,6 +113,11 @@ const defaults: Scenario = {
   deaths: [],
   revivals: [],
   stale_ranks: [],
+  micro_batches: 1,
+  incarnations: false,
+  crash: null,
+  nan_units: [],
+  nan_sum_rate: 0,
   start_time: Date.UTC(2026, 0, 1),
   step_ms: 250,
 };
@@ -114,6 +148,43 @@ export const BUILT_IN_SCENARIOS: Readonly<Record<string, Partial<Scenario>>> = O
     shards: 2,
     sums: true,
     deaths: [{ layer: 0, fraction: 0.25, step: 1000, run: 1 }],
+  },
+  /** Gradient accumulation: 4 micro-batches of 128 samples per rank and snapshot step, one millisecond; 30% of layer 2 dies at step 500. */
+  "grad-accum": {
+    micro_batches: 4,
+    samples: 128,
+    incarnations: true,
+    deaths: [{ layer: 2, fraction: 0.3, step: 500 }],
+  },
+  /**
+   * Crash and resume: the job reaches step 850, crashes and resumes from the checkpoint of
+   * step 500. On the replaced timeline 30% of layer 1 died at step 510 and 10% of layer 0 at
+   * 520, both called dead before the crash; on the new one 20% of layer 2 dies at step 1200.
+   * None of the replaced deaths may be DEAD at the end. The replaced timeline's last snapshots
+   * of one rank arrive after the resume (late).
+   */
+  "crash-resume": {
+    incarnations: true,
+    crash: {
+      resume_step: 500,
+      crash_step: 900,
+      deaths: [
+        { layer: 1, fraction: 0.3, step: 510 },
+        { layer: 0, fraction: 0.1, step: 520 },
+      ],
+    },
+    deaths: [{ layer: 2, fraction: 0.2, step: 1200 }],
+  },
+  /** 10% of layer 1 turns NaN on every sample at step 600, besides an ordinary death in layer 2. */
+  "nan-units": {
+    nan_units: [{ layer: 1, fraction: 0.1, step: 600 }],
+    deaths: [{ layer: 2, fraction: 0.3, step: 500 }],
+  },
+  /** With sums, 20% of snapshots carry a NaN abs_sum entry; 30% of layer 2 dies at step 500. */
+  "nan-sums": {
+    sums: true,
+    nan_sum_rate: 0.2,
+    deaths: [{ layer: 2, fraction: 0.3, step: 500 }],
   },
 });
 
@@ -150,6 +221,20 @@ function range(r: [number, number], field: string): void {
   }
 }
 
+function checkEvents(s: Scenario, events: readonly DeathEvent[], what: string): void {
+  for (const [i, e] of events.entries()) {
+    int(e.layer, `${what} ${i} layer`, 0);
+    if (e.layer >= s.layers)
+      throw new ScenarioError(`${what} ${i}: layer ${e.layer} but there are ${s.layers} layers`);
+    int(e.step, `${what} ${i} step`, 0);
+    fraction(e.fraction, `${what} ${i} fraction`);
+    if (e.run !== undefined) {
+      int(e.run, `${what} ${i} run`, 0);
+      if (e.run >= s.runs) throw new ScenarioError(`${what} ${i}: run ${e.run} but there are ${s.runs} runs`);
+    }
+  }
+}
+
 export function validateScenario(s: Scenario): void {
   if (!/^[A-Za-z0-9._-]+$/.test(s.name))
     throw new ScenarioError(`name must be [A-Za-z0-9._-]+, got "${s.name}"`);
@@ -172,15 +257,30 @@ export function validateScenario(s: Scenario): void {
   range(s.rates.silent, "rates.silent");
   fraction(s.rates.silent_fraction, "rates.silent_fraction");
   fraction(s.born_dead, "born_dead");
-  for (const [i, e] of [...s.deaths, ...s.revivals].entries()) {
-    int(e.layer, `event ${i} layer`, 0);
-    if (e.layer >= s.layers)
-      throw new ScenarioError(`event ${i}: layer ${e.layer} but there are ${s.layers} layers`);
-    int(e.step, `event ${i} step`, 0);
-    fraction(e.fraction, `event ${i} fraction`);
-    if (e.run !== undefined) {
-      int(e.run, `event ${i} run`, 0);
-      if (e.run >= s.runs) throw new ScenarioError(`event ${i}: run ${e.run} but there are ${s.runs} runs`);
+  checkEvents(s, [...s.deaths, ...s.revivals], "event");
+  int(s.micro_batches, "micro_batches", 1);
+  if (typeof s.incarnations !== "boolean") throw new ScenarioError("incarnations must be true or false");
+  fraction(s.nan_sum_rate, "nan_sum_rate");
+  if (s.nan_sum_rate > 0 && (!s.sums || s.payload !== "counts")) {
+    throw new ScenarioError("nan_sum_rate needs counts with sums");
+  }
+  checkEvents(s, s.nan_units, "nan event");
+  if (s.crash !== null) {
+    const c = s.crash;
+    int(c.resume_step, "crash resume_step", 0);
+    int(c.crash_step, "crash crash_step", 0);
+    if (!(c.resume_step < c.crash_step && c.crash_step <= s.steps)) {
+      throw new ScenarioError(
+        `crash needs resume_step < crash_step <= steps, got ${c.resume_step}, ${c.crash_step}, ${s.steps}`,
+      );
+    }
+    checkEvents(s, c.deaths, "crash death");
+    for (const d of c.deaths) {
+      if (d.step < c.resume_step || d.step >= c.crash_step) {
+        throw new ScenarioError(
+          `crash death at step ${d.step} is not on the replaced steps [${c.resume_step}, ${c.crash_step})`,
+        );
+      }
     }
   }
   for (const r of s.stale_ranks) {
@@ -197,6 +297,45 @@ export function runId(s: Scenario, run: number): string {
 
 export function layerName(layer: number): string {
   return `blocks.${layer}.mlp.fc1`;
+}
+
+/**
+ * One published pass over a snapshot step: the step, the incarnation that
+ * published it, and the simulated wall time. Without a crash this is every
+ * snapshot step once; with one, the replaced timeline's steps up to the crash
+ * come first, then the new incarnation's from the resume on.
+ */
+export interface TimelineStep {
+  step: number;
+  /** 0 for the first timeline, 1 for the one after the crash. */
+  timeline: 0 | 1;
+  time: number;
+  incarnation: number;
+}
+
+export function timelineSteps(s: Scenario): TimelineStep[] {
+  const steps = snapshotSteps(s);
+  const crash = s.crash;
+  const at = (step: number, tick: number, timeline: 0 | 1, startTick: number): TimelineStep => ({
+    step,
+    timeline,
+    time: s.start_time + tick * s.step_ms,
+    incarnation: s.incarnations ? s.start_time + startTick * s.step_ms + timeline : 0,
+  });
+  if (crash === null) return steps.map((step) => at(step, step, 0, 0));
+  const out = steps.filter((step) => step < crash.crash_step).map((step) => at(step, step, 0, 0));
+  // The new incarnation starts at the wall time the crash happened.
+  for (const step of steps) {
+    if (step >= crash.resume_step)
+      out.push(at(step, crash.crash_step + step - crash.resume_step, 1, crash.crash_step));
+  }
+  return out;
+}
+
+/** The wall time from which the new incarnation publishes, or null without a crash. */
+export function resumeTime(s: Scenario): number | null {
+  const crash = s.crash ?? null;
+  return crash === null ? null : s.start_time + crash.crash_step * s.step_ms;
 }
 
 /** The steps at which snapshots are taken. */

@@ -29,6 +29,10 @@ export interface UnitTruth {
   death_step: number | null;
   /** First step at which a dead unit fires again at base_rate, or null. */
   revive_step: number | null;
+  /** First step from which every one of the unit's activations is NaN (no evidence either way), or null. */
+  nan_step?: number | null;
+  /** Death step on a timeline a crash replaced (see Scenario.crash), or null: not a death of the truth. */
+  replaced_death_step?: number | null;
   segments: RateSegment[];
 }
 
@@ -67,6 +71,8 @@ export function layerTruth(s: Scenario, run: number, layer: number): UnitTruth[]
       base_rate: base,
       death_step: cls === "born_dead" ? 0 : null,
       revive_step: null,
+      nan_step: null,
+      replaced_death_step: null,
       segments: [{ from_step: 0, rate: base }],
     });
   }
@@ -100,6 +106,21 @@ export function layerTruth(s: Scenario, run: number, layer: number): UnitTruth[]
       }
     }
   }
+  for (const e of s.nan_units.filter(applies)) {
+    const never = units.filter((t) => t.death_step === null && (t.nan_step ?? null) === null);
+    for (const i of rng.sample(never.length, Math.min(never.length, Math.round(e.fraction * n)))) {
+      never[i]!.nan_step = e.step;
+    }
+  }
+  for (const e of (s.crash?.deaths ?? []).filter(applies)) {
+    const alive = units.filter(
+      (t) =>
+        rateAt(t, e.step) > 0 && (t.replaced_death_step ?? null) === null && (t.nan_step ?? null) === null,
+    );
+    for (const i of rng.sample(alive.length, Math.min(alive.length, Math.round(e.fraction * n)))) {
+      alive[i]!.replaced_death_step = e.step;
+    }
+  }
   for (const t of units) {
     // Two events at one step: the later segment wins.
     t.segments = t.segments.filter((seg, i, all) => all[i + 1]?.from_step !== seg.from_step);
@@ -123,6 +144,13 @@ export function rateAt(t: UnitTruth, step: number): number {
     rate = seg.rate;
   }
   return rate;
+}
+
+/** The unit's rate at `step` on the replaced timeline of a crash (timeline 0), or on the truth's (1). */
+export function timelineRateAt(t: UnitTruth, step: number, timeline: 0 | 1): number {
+  const replaced = t.replaced_death_step ?? null;
+  if (timeline === 0 && replaced !== null && step >= replaced) return 0;
+  return rateAt(t, step);
 }
 
 /** Whether `rank` still publishes at `step`. */

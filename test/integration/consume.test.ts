@@ -99,4 +99,76 @@ describe("reluwatch consume against a real broker", () => {
     const res = await fetch(`${base}/readyz`);
     assert.equal(res.status, 200);
   });
+
+  test("real training traffic (micro-batches, a crash and resume, NaN units and sums) matches the offline detector", async () => {
+    const topic = uniqueTopic("consume-traffic");
+    const events = `${topic}.events`;
+    await createTopic(broker, topic, 2);
+    await createTopic(broker, events, 1);
+    const snapshots = scenarioSnapshots("crash-resume", {
+      seed: 3,
+      units: 64,
+      micro_batches: 2,
+      samples: 256,
+      sums: true,
+      nan_sum_rate: 0.2,
+      nan_units: [{ layer: 2, fraction: 0.1, step: 700 }],
+    });
+    await produceSnapshots(kafkaClient(broker), topic, snapshots);
+    const reference = referenceDetector(snapshots);
+    const expected = reference.detector.summaries();
+    const late = expected.reduce((n, s) => n + s.late_total, 0);
+    assert.ok(late > 0, "the replaced timeline's stragglers are late");
+
+    const traffic = await startConsumerService(
+      loadSettings({
+        flags: {
+          brokers: broker.brokers.join(","),
+          topic,
+          group: `${topic}.group`,
+          eventsTopic: events,
+          deadLetterTopic: `${topic}.dlq`,
+          metricsPort: "0",
+          metricsHost: "127.0.0.1",
+        },
+        env: {},
+        groups: ["kafka", "service", "detector", "limits"],
+      }),
+      createLogger("test", "warn"),
+    );
+    try {
+      const base = `http://127.0.0.1:${traffic.address.port}`;
+      const { samples } = await waitFor("every snapshot applied or dropped as late", async () => {
+        const s = await scrape(base);
+        const seen =
+          sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) +
+          sumOf(s.samples, "reluwatch_snapshots_total", { result: "late" });
+        return seen === snapshots.length ? s : undefined;
+      });
+      assert.equal(sumOf(samples, "reluwatch_snapshots_total", { result: "late" }), late);
+      assert.equal(
+        sumOf(samples, "reluwatch_snapshots_total", { result: "invalid" }),
+        0,
+        "NaN sums are no dead letters",
+      );
+      for (const s of expected) {
+        const at = { run: s.run_id, layer: s.layer };
+        for (const state of STATES) {
+          assert.equal(
+            sumOf(samples, "reluwatch_layer_units", { ...at, state: state.toLowerCase() }),
+            s.units_by_state[state],
+            `${s.layer} ${state}`,
+          );
+        }
+        assert.equal(sumOf(samples, "reluwatch_layer_nonfinite_values_total", at), s.nonfinite_values_total);
+        assert.equal(sumOf(samples, "reluwatch_layer_checkpoint_resumes_total", at), 1);
+      }
+      assert.ok(expected.every((s) => s.nonfinite_values_total > 0));
+      const emitted = await readEvents(broker, events, reference.transitions.length);
+      const key = (t: UnitTransition) => `${t.layer}/${t.unit}/${t.from}/${t.to}/${t.step}`;
+      assert.deepEqual(new Set(emitted.map(key)), new Set(reference.transitions.map(key)));
+    } finally {
+      await traffic.stop();
+    }
+  });
 });

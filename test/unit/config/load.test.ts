@@ -43,6 +43,8 @@ describe("settings", () => {
     assert.equal(s.detector.alpha, 0.001);
     assert.equal(s.detector.dead_rate, 0.001);
     assert.equal(s.detector.silent_rate, 0.01);
+    assert.equal(s.detector.silent_hysteresis, 0.25);
+    assert.equal(s.idle_flush_ms, 5 * 60 * 1000);
     assert.equal(s.kafka.ssl, false);
     assert.equal(s.kafka.sasl_mechanism, undefined);
   });
@@ -56,6 +58,8 @@ describe("settings", () => {
     assert.equal(s.metrics_port, 3333, "flag beats env");
     assert.equal(s.detector.window_steps, 4000, "env beats file");
     assert.equal(s.topic, "from-file", "file beats default");
+    const t = load({ idleFlushMs: "60000" }, { RELUWATCH_SILENT_HYSTERESIS: "0.1" });
+    assert.deepEqual([t.idle_flush_ms, t.detector.silent_hysteresis], [60_000, 0.1]);
   });
 
   test("every option is readable from RELUWATCH_<UPPER_SNAKE>", () => {

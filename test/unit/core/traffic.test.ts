@@ -145,7 +145,7 @@ describe("crash and resume: incarnation", () => {
     );
   });
 
-  test("a death on the replaced timeline does not survive the resume", () => {
+  test("a death on the replaced timeline does not survive the resume: the verdict is retracted, not revived", () => {
     const d = new Detector(SMALL);
     // Unit 1 fires until step 20 on both timelines; the old one then silences it for good.
     twoRanks(d, 0, 20, 1_000, [1, 1]);
@@ -153,16 +153,33 @@ describe("crash and resume: incarnation", () => {
       for (const rank of [0, 1])
         d.apply(counts({ rank, step, incarnation: 1_000, samples: 100, fires: [1, 0] }), step);
     assert.equal(unit(d, 1).state, "DEAD");
-    // Resume from step 20 on a timeline where unit 1 keeps firing.
-    const ts = [];
-    for (let step = 20; step < 60; step++)
+    // Resume from step 20 on a timeline where unit 1 keeps firing: the first pass after the cut
+    // finds the verdict unproven by the evidence left, before any new evidence is needed.
+    const first = d.apply(
+      counts({ rank: 0, step: 20, incarnation: 2_000, samples: 100, fires: [1, 2] }),
+      100,
+    );
+    assert.deepEqual(
+      first.transitions.map((t) => [t.unit, t.from, t.to]),
+      [[1, "DEAD", "ACTIVE"]],
+    );
+    for (let step = 21; step < 60; step++)
       for (const rank of [0, 1])
-        ts.push(
-          ...d.apply(counts({ rank, step, incarnation: 2_000, samples: 100, fires: [1, 2] }), 100 + step)
-            .transitions,
-        );
+        d.apply(counts({ rank, step, incarnation: 2_000, samples: 100, fires: [1, 2] }), 100 + step);
     assert.equal(unit(d, 1).state, "ACTIVE");
-    assert.ok(ts.some((t) => t.unit === 1 && t.from === "DEAD"));
+    const s = d.summary("run", "fc1")!;
+    assert.equal(s.revivals_total, 0, "a retraction is no revival");
+  });
+
+  test("a verdict the evidence before the resume still proves stands", () => {
+    const d = new Detector(SMALL);
+    for (let step = 0; step < 100; step++)
+      d.apply(counts({ step, incarnation: 1_000, samples: 100, fires: [1, 0] }), step);
+    assert.equal(unit(d, 1).state, "DEAD");
+    const o = d.apply(counts({ step: 90, incarnation: 2_000, samples: 100, fires: [1, 0] }), 100);
+    assert.deepEqual(o.transitions, []);
+    assert.equal(unit(d, 1).state, "DEAD");
+    assert.equal(unit(d, 1).born_dead, true);
   });
 
   test("previous-schema writers (incarnation 0) are older than any explicit incarnation", () => {
@@ -310,4 +327,66 @@ describe("idle runs", () => {
     assert.deepEqual(back, []);
     assert.equal(d.summary("run", "fc1")!.deaths_total, 0, "born dead, not a death");
   });
+});
+
+describe("sums kept per pair of buckets", () => {
+  test("means cover the window at pair granularity; a straggler of a reused pair keeps its fires, not its sums", () => {
+    const d = new Detector({ window_steps: 100, window_buckets: 10 });
+    // h = 2 on every sample in buckets 0..9, then h = 4 from bucket 10 on.
+    for (let step = 0; step < 100; step++)
+      d.apply(counts({ step, samples: 10, fires: [10], abs_sum: [20], sq_sum: [40] }), step);
+    assert.equal(d.summary("run", "fc1")!.dormancy_mean, 2);
+    d.apply(counts({ step: 100, samples: 10, fires: [10], abs_sum: [40], sq_sum: [160] }), 100);
+    // Head bucket 10 took the slot of buckets 0-1: the means read buckets 2..10.
+    const mean = d.summary("run", "fc1")!.dormancy_mean!;
+    assert.ok(Math.abs(mean - (80 * 20 + 40) / 810) < 1e-9, String(mean));
+    // Bucket 1 is still in the window (1..10), but its pair's slot now holds bucket 10.
+    const o = d.apply(
+      counts({ step: 15, micro_batch: 1, samples: 10, fires: [3], abs_sum: [999], sq_sum: [999] }),
+      101,
+    );
+    assert.equal(o.result, "ok");
+    assert.equal(d.summary("run", "fc1")!.dormancy_mean, mean);
+    assert.equal(d.units("run", "fc1")![0]!.fires, 913, "91 snapshots of 10 fires, plus the straggler's 3");
+  });
+
+  test("a layer with sums costs 102 bytes a unit at the default window, 62 without", () => {
+    const d = new Detector();
+    d.apply(counts({ step: 0, samples: 10, fires: new Array(1000).fill(1) }), 0);
+    assert.equal(d.stateBytes(), 62 * 1000);
+    d.apply(
+      counts({
+        step: 1,
+        samples: 10,
+        fires: new Array(1000).fill(1),
+        abs_sum: new Array(1000).fill(1),
+        sq_sum: new Array(1000).fill(1),
+      }),
+      1,
+    );
+    assert.equal(d.stateBytes(), 102 * 1000);
+  });
+});
+
+test("the pass after a resume does not count the fires of a bucket that closed before twice", () => {
+  for (const incarnation of [undefined, 1]) {
+    const d = new Detector(SMALL);
+    // Unit 0 is silent until its verdict, then fires twice in bucket 8: short of revive_min_fires 3.
+    for (let step = 0; step < 95; step++)
+      d.apply(counts({ step, incarnation, samples: 100, fires: [step === 85 ? 2 : 0, 5] }), step);
+    assert.equal(unit(d, 0).state, "DEAD");
+    // A resume at step 92 cuts back to bucket 8, which had closed with those two fires.
+    const o = d.apply(
+      counts({
+        step: 92,
+        incarnation: incarnation === undefined ? undefined : 2,
+        time: 9_000_000,
+        samples: 100,
+        fires: [0, 5],
+      }),
+      100,
+    );
+    assert.equal(o.notices[0]?.kind, "resume");
+    assert.equal(unit(d, 0).state, "DEAD", "2 fires, not 4");
+  }
 });

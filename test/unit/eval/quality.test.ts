@@ -76,3 +76,25 @@ test("tensor-parallel shards with raw activations meet every target", async (t) 
   assert.ok(s.truly_dead > 25 && s.deaths > 25, `${s.truly_dead} truly dead, ${s.deaths} deaths`);
   assert.equal(s.recall, 1);
 });
+
+test("real traffic: micro-batches, a crash and resume, NaN units and NaN sums meet every target", async (t) => {
+  const s = await score(
+    resolveScenario("crash-resume", {
+      seed: 5,
+      units: 128,
+      samples: 256,
+      micro_batches: 2,
+      sums: true,
+      nan_sum_rate: 0.3,
+      nan_units: [{ layer: 2, fraction: 0.1, step: 700 }],
+    }),
+  );
+  t.diagnostic(JSON.stringify(s));
+  assert.deepEqual(s.failures, []);
+  // Not vacuous: the replaced timeline had deaths to undo, the new one deaths to find, and NaN units.
+  assert.ok(s.deaths > 15 && s.truly_dead > 15, `${s.truly_dead} truly dead, ${s.deaths} deaths`);
+  assert.ok(s.nan_units >= 12, `${s.nan_units} NaN units`);
+  assert.equal(s.replaced_dead_at_end, 0);
+  assert.equal(s.nan_dead, 0);
+  assert.equal(s.recall, 1);
+});

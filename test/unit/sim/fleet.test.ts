@@ -182,3 +182,73 @@ test("bad scenarios are refused with ScenarioError naming the field", () => {
     /rates.active/,
   );
 });
+
+test("gradient accumulation: micro_batches snapshots per rank and step, indexed, one millisecond", () => {
+  const sc = small("grad-accum", { ranks: 2 });
+  const at = [...generateFleet(sc)].filter(
+    (s) => s.step === 100 && s.rank === 1 && s.layer === "blocks.0.mlp.fc1",
+  );
+  assert.deepEqual(
+    at.map((s) => s.micro_batch),
+    [0, 1, 2, 3],
+  );
+  assert.equal(new Set(at.map((s) => s.time)).size, 1);
+  assert.ok(at.every((s) => s.incarnation === sc.start_time && s.samples === 128));
+});
+
+test("a crash replays the steps from the resume under a newer incarnation; the old one's last rank arrives late", () => {
+  const sc = small("crash-resume", { ranks: 2, units: 32 });
+  const all = [...generateFleet(sc)];
+  const incarnations = [...new Set(all.map((s) => s.incarnation))];
+  assert.equal(incarnations.length, 2);
+  const [oldInc, newInc] = incarnations as [number, number];
+  assert.ok(newInc > oldInc);
+  const firstNew = all.findIndex((s) => s.incarnation === newInc);
+  assert.equal(all[firstNew]!.step, 500);
+  assert.ok(all.slice(0, firstNew).every((s) => s.step < 900));
+  // The old timeline's last step (850) of rank 1 comes after the new incarnation's step 500.
+  const late = all.slice(firstNew).filter((s) => s.incarnation === oldInc);
+  assert.deepEqual(
+    late.map((s) => [s.layer, s.step, s.rank]),
+    [0, 1, 2].map((l) => [`blocks.${l}.mlp.fc1`, 850, 1]),
+  );
+  assert.ok(all.slice(firstNew).some((s) => s.incarnation === newInc && s.step === 500));
+  // Replaced deaths fire 0 times on the old timeline only.
+  const truth = fleetTruth(sc);
+  const replaced = truth.units.filter((u) => u.replaced_death_step === 510);
+  assert.ok(replaced.length > 0);
+  const u = replaced[0]!.unit;
+  const firesAt = (inc: number) =>
+    all
+      .filter((s) => s.layer === "blocks.1.mlp.fc1" && s.incarnation === inc && s.step >= 600 && s.step < 900)
+      .reduce((n, s) => n + fires(s)[u - s.unit_offset]!, 0);
+  assert.equal(firesAt(oldInc), 0);
+  assert.ok(firesAt(newInc) > 0);
+});
+
+test("NaN units report every sample non-finite and never fire; NaN sums leave fires intact", () => {
+  const nanSc = small("nan-units", {
+    ranks: 1,
+    nan_units: [{ layer: 1, fraction: 0.25, step: 600 }],
+  });
+  const nanUnits = fleetTruth(nanSc).units.filter((u) => u.nan_step === 600);
+  assert.equal(nanUnits.length, 16);
+  for (const s of generateFleet(nanSc)) {
+    const stats = s.stats;
+    if (s.layer !== nanUnits[0]!.layer || stats.kind !== "counts") continue;
+    for (const u of nanUnits) {
+      const nf: number = stats.nonfinite?.[u.unit] ?? 0;
+      assert.equal(nf, s.step >= 600 ? s.samples : 0);
+      if (s.step >= 600) assert.equal(stats.fires[u.unit], 0);
+    }
+  }
+  const sumSc = small("nan-sums");
+  let withNaN = 0;
+  let total = 0;
+  for (const s of generateFleet(sumSc)) {
+    if (s.stats.kind !== "counts" || s.stats.abs_sum === null) continue;
+    total++;
+    if (s.stats.abs_sum.some((v) => Number.isNaN(v))) withNaN++;
+  }
+  assert.ok(withNaN > 0.1 * total && withNaN < 0.3 * total, `${withNaN} of ${total}`);
+});
