@@ -25,7 +25,7 @@ INTEGRATION_TESTS = $(shell find test/integration test/interop test/e2e -name '*
 KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
-.PHONY: help node install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
+.PHONY: help node install build lint format test test-unit test-integration test-python kafka-up kafka-down kafka-down-all \
         kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize metrics-golden
 
 help: ## list the targets
@@ -63,7 +63,7 @@ format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
 
 # One runner invocation, so the run ends on one summary line for every test.
-test: lint kafka-jars system-deps kustomize .venv ## lint, then every unit and integration test
+test: lint kafka-jars system-deps kustomize .venv test-python ## lint, then every unit and integration test, and the Python suite
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: install system-deps kustomize ## unit tests only (no broker)
@@ -96,11 +96,19 @@ dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana
 metrics-golden: install system-deps ## regenerate test/fixtures/metrics.golden.prom after an intended exporter change
 	UPDATE_GOLDEN=1 $(NODE_TEST) test/unit/sink/exporter-metrics.test.ts
 
-# Python virtualenv with fastavro, for the cross-language tests in test/interop/.
-.venv: test/interop/requirements.txt
+# The one Python virtualenv: fastavro for the cross-language tests in test/interop/, and the python/
+# package (editable) with torch, JAX, Flax and the test tools. torch from PyPI brings its CUDA
+# libraries (about 2.8 GB; it runs on CPU), so the venv is kept until a requirements file changes.
+.venv: test/interop/requirements.txt python/requirements.txt python/pyproject.toml
 	python3 -m venv .venv
-	.venv/bin/pip install --quiet --disable-pip-version-check -r test/interop/requirements.txt
+	.venv/bin/pip install --quiet --disable-pip-version-check -r test/interop/requirements.txt -r python/requirements.txt
+	.venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e python
 	@touch .venv
+
+# KAFKA_BROKERS set: that broker; otherwise the tests start (or reuse) the local one, as the TypeScript suite does.
+test-python: install kafka-jars .venv ## the Python package: ruff, then pytest (unit, real broker, a 2-process torch run, a JAX run)
+	cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .
+	cd python && ../.venv/bin/python -m pytest
 
 kafka-jars: ## fetch the Kafka broker jars from Maven Central (once)
 	$(KAFKA) jars
@@ -122,7 +130,7 @@ demo: install ## the live demo: train, consume, print ReLU deaths as they happen
 
 # A private broker on its own port, so other topics and tests never share it with the measurements.
 BENCH_KAFKA_PORT ?= 19900
-bench: install kafka-jars ## benchmarks on a private local broker -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 shortens the soak)
+bench: install kafka-jars .venv ## benchmarks on a private local broker -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 shortens the soak)
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) up
 	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down' EXIT; \
 	  BENCH_BROKERS=127.0.0.1:$(BENCH_KAFKA_PORT) npx tsx bench/run.ts

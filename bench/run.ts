@@ -16,11 +16,12 @@ const log = (m: string) => process.stderr.write(`[bench ${new Date().toISOString
 function runJson(
   script: string,
   args: string[] = [],
+  command: string[] = [process.execPath, "--import", "tsx"],
 ): { json: unknown; seconds: number; load1: [number, number] } {
   const before = load1();
   const t0 = Date.now();
-  log(`npx tsx ${script} ${args.join(" ")}`);
-  const out = execFileSync(process.execPath, ["--import", "tsx", script, ...args], {
+  log(`${command.length === 1 ? command[0] : "npx tsx"} ${script} ${args.join(" ")}`);
+  const out = execFileSync(command[0]!, [...command.slice(1), script, ...args], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
     maxBuffer: 64 * 1024 * 1024,
@@ -64,6 +65,12 @@ function measure(): Json {
   const probe = runJson("bench/probe.ts", ["--steps", "300", "--runs", "3"]);
   const e2e = runJson("bench/e2e.ts");
   const ui = runJson("bench/ui.ts");
+  // The Python SDK (python/, in the .venv that make bench installs): ReluProbe and Publisher.
+  const python = runJson(
+    "bench/python_probe.py",
+    ["--brokers", process.env.BENCH_BROKERS ?? "127.0.0.1:9092"],
+    [".venv/bin/python"],
+  );
   const results = {
     date: started.toISOString(),
     commit,
@@ -74,12 +81,19 @@ function measure(): Json {
       BENCH_STEPS: process.env.BENCH_STEPS ?? "40",
       BENCH_SOAK_S: process.env.BENCH_SOAK_S ?? "600",
     },
-    durations_s: { core: core.seconds, probe: probe.seconds, e2e: e2e.seconds, ui: ui.seconds },
-    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1, ui: ui.load1 },
+    durations_s: {
+      core: core.seconds,
+      probe: probe.seconds,
+      e2e: e2e.seconds,
+      ui: ui.seconds,
+      python: python.seconds,
+    },
+    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1, ui: ui.load1, python: python.load1 },
     core: core.json,
     probe: probe.json,
     e2e: e2e.json,
     ui: ui.json,
+    python: python.json,
   };
   writeFileSync("docs/benchmarks.json", `${JSON.stringify(results, null, 2)}\n`);
   return results;
@@ -307,6 +321,28 @@ add(
   "<= 5%",
   p.overhead_ratio <= 0.05,
 );
+const py = results.python;
+if (py) {
+  add(
+    "trainer",
+    `Python ReluProbe: training-thread CPU per step, no probe / every 50 / every step, ms (${py.model})`,
+    `${fig(py.step_cpu_ms.none, 2)} / ${fig(py.step_cpu_ms.every_50, 2)} / ${fig(py.step_cpu_ms.every_1, 2)}`,
+  );
+  add(
+    "trainer",
+    "Python ReluProbe overhead per step, every 50 steps",
+    `${num(py.overhead_ratio.every_50 * 100, 2)}%`,
+    "<= 5%",
+    py.overhead_ratio.every_50 <= 0.05,
+  );
+  for (const comp of ["gzip", "none"] as const) {
+    add(
+      "trainer",
+      `Python Publisher (${comp}): CPU µs per ${num(py.publisher.snapshot_units)}-unit snapshot, all threads`,
+      fig(py.publisher[comp].cpu_us_per_snapshot),
+    );
+  }
+}
 // Rounds that predate a compression (an older docs/benchmarks.json) simply have no row for it.
 for (const comp of ["none", "gzip", "zstd"].filter((c) => e.publisher[c])) {
   const pub = e.publisher[comp];
