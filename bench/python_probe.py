@@ -114,7 +114,7 @@ def main() -> None:
                         [publisher_cpu_us(args.brokers, topic, comp, args.snapshots) for _ in range(runs)]
                     )
                 }
-                for comp in ("gzip", "none")
+                for comp in ("zstd", "gzip", "none")
             },
         },
     }

@@ -335,7 +335,7 @@ if (py) {
     "<= 5%",
     py.overhead_ratio.every_50 <= 0.05,
   );
-  for (const comp of ["gzip", "none"] as const) {
+  for (const comp of ["zstd", "gzip", "none"].filter((c) => py.publisher[c])) {
     add(
       "trainer",
       `Python Publisher (${comp}): CPU µs per ${num(py.publisher.snapshot_units)}-unit snapshot, all threads`,

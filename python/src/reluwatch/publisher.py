@@ -112,7 +112,7 @@ class Publisher:
         run_id: str,
         rank: int = 0,
         incarnation: int | None = None,
-        compression: str = "gzip",
+        compression: str = "zstd",
         *,
         queue_capacity: int = 10_000,
         client_id: str = "reluwatch-publisher",
