@@ -63,6 +63,7 @@ function measure(): Json {
   const core = runJson("bench/core.ts");
   const probe = runJson("bench/probe.ts", ["--steps", "300", "--runs", "3"]);
   const e2e = runJson("bench/e2e.ts");
+  const state = runJson("bench/state.ts");
   const results = {
     date: started.toISOString(),
     commit,
@@ -73,11 +74,12 @@ function measure(): Json {
       BENCH_STEPS: process.env.BENCH_STEPS ?? "40",
       BENCH_SOAK_S: process.env.BENCH_SOAK_S ?? "600",
     },
-    durations_s: { core: core.seconds, probe: probe.seconds, e2e: e2e.seconds },
-    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1 },
+    durations_s: { core: core.seconds, probe: probe.seconds, e2e: e2e.seconds, state: state.seconds },
+    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1, state: state.load1 },
     core: core.json,
     probe: probe.json,
     e2e: e2e.json,
+    state: state.json,
   };
   writeFileSync("docs/benchmarks.json", `${JSON.stringify(results, null, 2)}\n`);
   return results;
@@ -136,6 +138,21 @@ add(
   "<= 64",
   c.bytes_per_unit_10m.median <= 64,
 );
+
+// Stored results from before bench/state.ts existed have no checkpoint figures.
+for (const r of results.state?.results ?? []) {
+  const what = `checkpoint of ${num(r.layers)} × 1M units${r.sums ? " with sums" : ""}`;
+  add(
+    "state",
+    `${what}: bytes per unit (zstd level 3)`,
+    `${num(r.bytes_per_unit, 1)} (${num(r.zstd_bytes_per_unit, 1)})`,
+  );
+  add(
+    "state",
+    `${what}: encode / decode / restore, s`,
+    `${fig(r.encode_s, 2)} / ${fig(r.decode_s, 2)} / ${fig(r.restore_s, 2)}`,
+  );
+}
 
 const t = e.throughput;
 for (const [mode, label] of [

@@ -458,7 +458,7 @@ export class LayerState {
       layer.verdicts[b] = Array.from(img.verdicts[b]!);
       layer.fires[b]!.set(img.fires[b]!);
       const bad = img.nonfinite[b];
-      layer.nonfinite[b] = bad ? Uint32Array.from(bad) : null;
+      layer.nonfinite[b] = bad ? bad.slice() : null;
     }
     layer.windowFires.set(img.windowFires);
     layer.lastFire.set(img.lastFire);
@@ -468,8 +468,8 @@ export class LayerState {
     layer.state.set(img.state);
     layer.flags.set(img.flags);
     if (img.absSum !== null && img.sqSum !== null) {
-      layer.absSum = img.absSum.map((a) => Float32Array.from(a));
-      layer.sqSum = img.sqSum.map((a) => Float32Array.from(a));
+      layer.absSum = img.absSum.map((a) => a.slice());
+      layer.sqSum = img.sqSum.map((a) => a.slice());
     }
     return layer;
   }
@@ -573,7 +573,12 @@ function checkImage(img: LayerStateImage): void {
   for (const [i, v] of img.verdicts.entries()) {
     if (v.some((j) => j >= N)) problems.push(`verdicts[${i}] names a unit outside the layer`);
   }
-  if (img.state.some((s) => s > DEAD)) problems.push("state holds a value that is no state");
+  for (let j = 0; j < img.state.length; j++) {
+    if (img.state[j]! > DEAD) {
+      problems.push(`unit ${j} has state ${img.state[j]}, which is no state`);
+      break;
+    }
+  }
   let at = 0;
   for (const s of img.segments) {
     if (s.start !== at || !(s.end > s.start) || s.samples.length !== B || s.statSamples.length !== sumSlots) {
