@@ -151,6 +151,14 @@ export function encodeVersioned(
   version: number,
   editMeta: (meta: Record<string, unknown>) => Record<string, unknown>,
 ): CheckpointRecord[] {
+  for (const p of positions) {
+    const offset = /^-?[0-9]+$/.test(p.offset) ? BigInt(p.offset) : null;
+    if (!(p.partition === (p.partition | 0) && offset !== null && BigInt.asIntN(64, offset) === offset)) {
+      throw new RangeError(
+        `a position needs an int32 partition and an int64 offset, got ${JSON.stringify(p)}`,
+      );
+    }
+  }
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1)) {
     throw new RangeError(`chunkBytes must be a positive integer, got ${chunkBytes}`);
@@ -364,6 +372,12 @@ export function decodeCheckpoint(
     }
   }
   const m = readManifest(manifest);
+  if (m.count > headers.length) {
+    throw new CheckpointCodecError(
+      "CHECKPOINT_INCOMPLETE",
+      `${m.run_id}/${m.layer}: the manifest names ${m.count} chunks, there are ${headers.length - 1} records besides it`,
+    );
+  }
   const chunks = new Array<Uint8Array | undefined>(m.count);
   for (const h of headers) {
     if (h.kind !== KIND_CHUNK || h.id !== manifest.id || h.body.byteLength < 8) continue;

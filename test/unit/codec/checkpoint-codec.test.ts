@@ -107,6 +107,13 @@ test("positions, run and layer come back as written; keys name the layer unambig
   });
   assert.notEqual(checkpointKeys("a/b", "c", 1).manifest, checkpointKeys("a", "b/c", 1).manifest);
   assert.equal(parseCheckpointKey("some-other-key"), null);
+  const cp = d.checkpoint(run_id, layer)!;
+  assert.throws(() => encodeCheckpoint(cp, [{ partition: 0, offset: "12x" }]), /int64 offset/);
+  assert.throws(
+    () => encodeCheckpoint(cp, [{ partition: 0, offset: "9223372036854775808" }]),
+    /int64 offset/,
+  );
+  assert.throws(() => encodeCheckpoint(cp, [{ partition: 1.5, offset: "1" }]), /int32 partition/);
   assert.equal(parseCheckpointKey("run/layer/01"), null);
 });
 
@@ -177,6 +184,10 @@ test("chunks of two checkpoints are never combined: a chunk of another one is a 
   assert.throws(() => decodeCheckpoint(second.filter((_, i) => i !== 2)), /chunks are missing \(first: 2\)/);
   assert.throws(() => decodeCheckpoint(second.slice(0, -1)), codeOf("CHECKPOINT_INCOMPLETE"));
   assert.throws(() => decodeCheckpoint([]), /no manifest/);
+  // A manifest claiming more chunks than there are records is refused before anything is allocated.
+  const manifest = Buffer.from(second.at(-1)!.value!);
+  manifest.writeUInt32LE(0xffffffff, 40);
+  assert.throws(() => decodeCheckpoint([{ key: "m", value: manifest }]), /names 4294967295 chunks/);
 });
 
 test("a damaged chunk or manifest is refused as CHECKPOINT_CORRUPT, a foreign record as CHECKPOINT_BAD_MAGIC", () => {
