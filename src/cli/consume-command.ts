@@ -5,6 +5,8 @@ import { startConsumerService } from "../service/consumer-service.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { CommandError, exitOnFatal } from "./fatal.js";
 
+const CONSUME_GROUPS = ["kafka", "stream", "service", "detector", "limits", "input"] as const;
+
 /** Time a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -14,9 +16,9 @@ export function registerConsumeCommand(program: Command): void {
     .description(
       "consume snapshots from Kafka; serve /metrics, /healthz, /readyz and /api; emit transition events",
     );
-  addOptionFlags(command, ["kafka", "service", "detector", "limits"]);
+  addOptionFlags(command, CONSUME_GROUPS);
   command.action(async (opts: Record<string, unknown>) => {
-    const settings = loadSettingsOrExit(opts, ["kafka", "service", "detector", "limits"]);
+    const settings = loadSettingsOrExit(opts, [...CONSUME_GROUPS]);
     const log = createLogger("consume", settings.log_level);
     const service = await startConsumerService(settings, log).catch((err: unknown) => {
       const code = (err as NodeJS.ErrnoException).code;

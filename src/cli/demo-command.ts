@@ -8,7 +8,7 @@ import { createLogger } from "../log.js";
 import { int, num, share, stepOrNone } from "./arg-parsers.js";
 import { exitOnFatal, fatalLine } from "./fatal.js";
 
-const GROUPS = ["kafka", "service", "detector", "limits"] as const;
+const GROUPS = ["kafka", "stream", "service", "detector", "limits", "input"] as const;
 
 /** The demo's own flags; the Kafka, service and detector ones come from addOptionFlags. */
 interface DemoFlags {

@@ -20,6 +20,7 @@ export {
 export { HEADER_BYTES, MAGIC, SingleObjectType } from "./single-object.js";
 export {
   decodeSnapshot,
+  decodeSnapshotBody,
   defaultSnapshotCodec,
   encodeSnapshot,
   registerSnapshotWriterSchema,
