@@ -14,7 +14,7 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Consumer as PlatformaticConsumer } from "@platformatic/kafka";
 import { Kafka, logLevel } from "kafkajs";
-import { loadSettings } from "../../src/config/index.js";
+import { CONSUME_GROUPS, loadSettings } from "../../src/config/index.js";
 import { Detector } from "../../src/core/index.js";
 import { createLogger } from "../../src/log.js";
 import { startConsumerService } from "../../src/service/consumer-service.js";
@@ -206,7 +206,7 @@ async function runService(): Promise<void> {
         : {}),
     },
     env: {},
-    groups: ["kafka", "service", "detector", "limits"],
+    groups: CONSUME_GROUPS,
   });
   const service = await startConsumerService(settings);
   const counter = service.exporter.registry.getSingleMetric("reluwatch_snapshots_total");

@@ -1,11 +1,9 @@
 import type { Command } from "commander";
-import { addOptionFlags, loadSettingsOrExit } from "../config/index.js";
+import { addOptionFlags, CONSUME_GROUPS, loadSettingsOrExit } from "../config/index.js";
 import { createLogger } from "../log.js";
 import { startConsumerService } from "../service/consumer-service.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { CommandError, exitOnFatal } from "./fatal.js";
-
-const CONSUME_GROUPS = ["kafka", "stream", "service", "detector", "limits", "input"] as const;
 
 /** Time a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;

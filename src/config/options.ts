@@ -331,6 +331,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   },
 ];
 
+/** The option groups `reluwatch consume` reads. */
+export const CONSUME_GROUPS = ["kafka", "stream", "service", "detector", "limits", "input"] as const;
+
 export type OptionName = (typeof OPTION_SPECS)[number]["name"];
 
 export function flagOf(name: string): string {
