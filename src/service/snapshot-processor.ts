@@ -90,7 +90,11 @@ export class SnapshotProcessor {
 
     const outcome = this.detector.apply(snapshot, nowMs);
     this.budget.track(run_id, layer, layer_units, nowMs);
-    events.push({ kind: "applied", result: outcome.result, ageSeconds: (wallMs - snapshot.time) / 1000 });
+    events.push(
+      this.options.clock === "wall"
+        ? { kind: "applied", result: outcome.result, ageSeconds: (wallMs - snapshot.time) / 1000 }
+        : { kind: "applied", result: outcome.result },
+    );
     for (const notice of outcome.notices) events.push({ kind: "notice", notice });
     return { transitions: outcome.transitions, layer: { run_id, layer }, events };
   }

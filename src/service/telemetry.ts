@@ -14,7 +14,8 @@ export interface RecordPosition {
 
 /** What the processor and the stream task report; `record` turns each into its log line and metric. */
 export type ServiceEvent =
-  | { kind: "applied"; result: ApplyResult; ageSeconds: number }
+  /** ageSeconds: from the snapshot's time to its arrival; absent when replaying a recording. */
+  | { kind: "applied"; result: ApplyResult; ageSeconds?: number }
   | {
       kind: "rejected";
       rejection: "invalid" | "over_limit";
@@ -40,9 +41,9 @@ export class Telemetry {
     }
   }
 
-  snapshotApplied(result: Exclude<SnapshotResult, "invalid" | "over_limit">, ageSeconds: number): void {
+  snapshotApplied(result: Exclude<SnapshotResult, "invalid" | "over_limit">, ageSeconds?: number): void {
     this.exporter.countSnapshot(result);
-    if (result === "ok") this.exporter.observeAge(ageSeconds);
+    if (result === "ok" && ageSeconds !== undefined) this.exporter.observeAge(ageSeconds);
   }
 
   snapshotRejected(
@@ -121,11 +122,6 @@ export class Telemetry {
         "forgot idle runs to make room for a new layer within max_tracked_units",
       );
     }
-  }
-
-  /** A rejected record that the `on_invalid` policy drops rather than dead-letters. */
-  skipped(at: RecordPosition, reason: string): void {
-    this.log.debug({ event: "snapshot_skipped", reason, ...at }, "skipped per on_invalid");
   }
 
   lag(topic: string, partition: number, messages: number): void {
