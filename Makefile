@@ -53,9 +53,10 @@ build: install ## compile TypeScript to dist/ (then `npx reluwatch --help` works
 	npx tsc -p tsconfig.build.json
 	@chmod +x dist/src/cli/main.js
 
-lint: install ## formatter+linter (Biome) and type check (tsc --noEmit)
+lint: install ## formatter+linter (Biome), type check (tsc --noEmit), import rules (dependency-cruiser)
 	npx biome check .
 	npx tsc --noEmit -p tsconfig.json
+	npx depcruise src --config .dependency-cruiser.cjs
 
 format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
