@@ -296,7 +296,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     default: 10_000_000,
     min: 1,
     group: "limits",
-    doc: "Units tracked at once, summed over every layer of every run (memory: about 62 bytes a unit without activation sums, 102 with). A new layer that does not fit evicts the runs idle for idle_flush_ms, longest idle first; if that is not enough its snapshots are dead-lettered as over_limit (limit_tracked_units).",
+    doc: "Units tracked at once, summed over every layer of every run (memory: about 62 bytes a unit without activation sums, 102 with). A new layer that does not fit evicts the runs idle for idle_flush_ms, longest idle first; if that is not enough its snapshots are rejected as over_limit (limit_tracked_units) and go where on_invalid says. Sizing: docs/configuration.md.",
   },
   {
     name: "max_layers_per_run",
