@@ -59,6 +59,18 @@ module.exports = {
     layer("sim", "^src/(?!core/|sim/)[^/]+/", "the synthetic fleet needs core types only."),
     layer("eval", "^src/(?!core/|sim/|eval/)[^/]+/", "scoring needs core types and the simulator's truth."),
     {
+      name: "ui-client-in-the-browser",
+      comment: "the explorer's client runs in the browser: it imports only the explorer (and its CSS), no Node.js.",
+      severity: "error",
+      from: { path: "^src/ui/client/" },
+      to: { pathNot: "^src/ui/" },
+    },
+    layer(
+      "ui",
+      "^src/(source|service|sink|config|publisher|sim|demo|eval|cli)/",
+      "the explorer (client, map format, bundler) depends on nothing of the service.",
+    ),
+    {
       name: "no-upward-into-cli",
       comment: "only the CLI imports the CLI.",
       severity: "error",

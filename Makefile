@@ -25,7 +25,7 @@ INTEGRATION_TESTS = $(shell find test/integration test/interop test/e2e -name '*
 KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
-.PHONY: help node install build lint format test test-unit test-integration kafka-up kafka-down kafka-down-all \
+.PHONY: help node install build lint format test test-unit test-integration test-python kafka-up kafka-down kafka-down-all \
         kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize metrics-golden
 
 help: ## list the targets
@@ -49,20 +49,22 @@ node_modules/.installed: package.json package-lock.json .node-version | $(NODE)
 
 install: node_modules/.installed ## install npm dependencies (npm ci)
 
-build: install ## compile TypeScript to dist/ (then `npx reluwatch --help` works)
+build: install ## compile TypeScript to dist/ and bundle the unit explorer into dist/ui (then `npx reluwatch --help` works)
 	npx tsc -p tsconfig.build.json
 	@chmod +x dist/src/cli/main.js
+	node --import tsx src/ui/build.ts dist/ui
 
 lint: install ## formatter+linter (Biome), type check (tsc --noEmit), import rules (dependency-cruiser)
 	npx biome check .
 	npx tsc --noEmit -p tsconfig.json
 	npx depcruise src --config .dependency-cruiser.cjs
+	npx tsc --noEmit -p src/ui/client/tsconfig.json
 
 format: install ## apply Biome's formatting and safe fixes
 	npx biome check --write .
 
 # One runner invocation, so the run ends on one summary line for every test.
-test: lint kafka-jars system-deps kustomize .venv ## lint, then every unit and integration test
+test: lint kafka-jars system-deps kustomize .venv test-python ## lint, then every unit and integration test, and the Python suite
 	$(NODE_TEST) --test-concurrency=2 $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: install system-deps kustomize ## unit tests only (no broker)
@@ -71,9 +73,9 @@ test-unit: install system-deps kustomize ## unit tests only (no broker)
 test-integration: install kafka-jars system-deps .venv ## integration tests against a real Kafka broker
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
 
-system-deps: ## Prometheus and Alertmanager from Debian, for the rule and alert tests (apt-get; needs root)
-	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
-	  apt-get update && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager; \
+system-deps: ## Prometheus, Alertmanager and Chromium from Debian, for the rule, alert and explorer tests (apt-get; needs root)
+	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null || ! [ -x /usr/bin/chromium ]; then \
+	  apt-get update && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager chromium; \
 	fi
 
 rules: install ## regenerate the Prometheus rule file and PrometheusRule from deploy/prometheus/rules.ts
@@ -95,11 +97,19 @@ dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana
 metrics-golden: install system-deps ## regenerate test/fixtures/metrics.golden.prom after an intended exporter change
 	UPDATE_GOLDEN=1 $(NODE_TEST) test/unit/sink/exporter-metrics.test.ts
 
-# Python virtualenv with fastavro, for the cross-language tests in test/interop/.
-.venv: test/interop/requirements.txt
+# The one Python virtualenv: fastavro for the cross-language tests in test/interop/, and the python/
+# package (editable) with torch, JAX, Flax and the test tools. torch from PyPI brings its CUDA
+# libraries (about 2.8 GB; it runs on CPU), so the venv is kept until a requirements file changes.
+.venv: test/interop/requirements.txt python/requirements.txt python/pyproject.toml
 	python3 -m venv .venv
-	.venv/bin/pip install --quiet --disable-pip-version-check -r test/interop/requirements.txt
+	.venv/bin/pip install --quiet --disable-pip-version-check -r test/interop/requirements.txt -r python/requirements.txt
+	.venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e python
 	@touch .venv
+
+# KAFKA_BROKERS set: that broker; otherwise the tests start (or reuse) the local one, as the TypeScript suite does.
+test-python: install kafka-jars .venv ## the Python package: ruff, then pytest (unit, real broker, a 2-process torch run, a JAX run)
+	cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .
+	cd python && ../.venv/bin/python -m pytest
 
 kafka-jars: ## fetch the Kafka broker jars from Maven Central (once)
 	$(KAFKA) jars
@@ -121,7 +131,7 @@ demo: install ## the live demo: train, consume, print ReLU deaths as they happen
 
 # A private broker on its own port, so other topics and tests never share it with the measurements.
 BENCH_KAFKA_PORT ?= 19900
-bench: install kafka-jars ## benchmarks on a private local broker -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 shortens the soak)
+bench: install kafka-jars .venv ## benchmarks on a private local broker -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 shortens the soak)
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) up
 	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down' EXIT; \
 	  BENCH_BROKERS=127.0.0.1:$(BENCH_KAFKA_PORT) npx tsx bench/run.ts

@@ -1,6 +1,6 @@
 /**
- * Everything `make bench` measures, in one go: bench/core.ts, bench/probe.ts and
- * bench/e2e.ts as child processes (each prints JSON), then docs/benchmarks.json,
+ * Everything `make bench` measures, in one go: bench/core.ts, bench/probe.ts,
+ * bench/e2e.ts and bench/ui.ts as child processes (each prints JSON), then docs/benchmarks.json,
  * docs/benchmarks.md and, through bench/scale-model.ts, docs/scaling.md.
  *
  *   npx tsx bench/run.ts     (BENCH_BROKERS, BENCH_RUNS, BENCH_STEPS, BENCH_SOAK_S pass to e2e)
@@ -16,11 +16,12 @@ const log = (m: string) => process.stderr.write(`[bench ${new Date().toISOString
 function runJson(
   script: string,
   args: string[] = [],
+  command: string[] = [process.execPath, "--import", "tsx"],
 ): { json: unknown; seconds: number; load1: [number, number] } {
   const before = load1();
   const t0 = Date.now();
-  log(`npx tsx ${script} ${args.join(" ")}`);
-  const out = execFileSync(process.execPath, ["--import", "tsx", script, ...args], {
+  log(`${command.length === 1 ? command[0] : "npx tsx"} ${script} ${args.join(" ")}`);
+  const out = execFileSync(command[0]!, [...command.slice(1), script, ...args], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
     maxBuffer: 64 * 1024 * 1024,
@@ -63,6 +64,13 @@ function measure(): Json {
   const core = runJson("bench/core.ts");
   const probe = runJson("bench/probe.ts", ["--steps", "300", "--runs", "3"]);
   const e2e = runJson("bench/e2e.ts");
+  const ui = runJson("bench/ui.ts");
+  // The Python SDK (python/, in the .venv that make bench installs): ReluProbe and Publisher.
+  const python = runJson(
+    "bench/python_probe.py",
+    ["--brokers", process.env.BENCH_BROKERS ?? "127.0.0.1:9092"],
+    [".venv/bin/python"],
+  );
   const results = {
     date: started.toISOString(),
     commit,
@@ -73,11 +81,19 @@ function measure(): Json {
       BENCH_STEPS: process.env.BENCH_STEPS ?? "40",
       BENCH_SOAK_S: process.env.BENCH_SOAK_S ?? "600",
     },
-    durations_s: { core: core.seconds, probe: probe.seconds, e2e: e2e.seconds },
-    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1 },
+    durations_s: {
+      core: core.seconds,
+      probe: probe.seconds,
+      e2e: e2e.seconds,
+      ui: ui.seconds,
+      python: python.seconds,
+    },
+    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1, ui: ui.load1, python: python.load1 },
     core: core.json,
     probe: probe.json,
     e2e: e2e.json,
+    ui: ui.json,
+    python: python.json,
   };
   writeFileSync("docs/benchmarks.json", `${JSON.stringify(results, null, 2)}\n`);
   return results;
@@ -283,6 +299,21 @@ for (const x of results.extra_soaks ?? []) {
   );
   add(area, "event-loop delay p99, ms (per window)", fig(x.soak.eld_p99_ms, 1));
 }
+// Results stored before bench/ui.ts existed have no explorer figures.
+if (results.ui) {
+  const u = results.ui;
+  add(
+    "explorer",
+    `layer map of ${num(u.units)} units: navigation to first draw, ms`,
+    fig(u.first_map_draw_ms),
+  );
+  add(
+    "explorer",
+    "layer map: bytes transferred (gzip)",
+    `${fig(u.map_bytes_transferred)} of ${num(u.map_bytes_uncompressed)}`,
+  );
+  add("explorer", "layer page: bytes transferred in all", fig(u.page_bytes_transferred));
+}
 add(
   "trainer",
   `probe overhead per step (${p.model}, every ${p.every_steps} steps, ${p.backend})`,
@@ -290,6 +321,28 @@ add(
   "<= 5%",
   p.overhead_ratio <= 0.05,
 );
+const py = results.python;
+if (py) {
+  add(
+    "trainer",
+    `Python ReluProbe: training-thread CPU per step, no probe / every 50 / every step, ms (${py.model})`,
+    `${fig(py.step_cpu_ms.none, 2)} / ${fig(py.step_cpu_ms.every_50, 2)} / ${fig(py.step_cpu_ms.every_1, 2)}`,
+  );
+  add(
+    "trainer",
+    "Python ReluProbe overhead per step, every 50 steps",
+    `${num(py.overhead_ratio.every_50 * 100, 2)}%`,
+    "<= 5%",
+    py.overhead_ratio.every_50 <= 0.05,
+  );
+  for (const comp of ["zstd", "gzip", "none"].filter((c) => py.publisher[c])) {
+    add(
+      "trainer",
+      `Python Publisher (${comp}): CPU µs per ${num(py.publisher.snapshot_units)}-unit snapshot, all threads`,
+      fig(py.publisher[comp].cpu_us_per_snapshot),
+    );
+  }
+}
 // Rounds that predate a compression (an older docs/benchmarks.json) simply have no row for it.
 for (const comp of ["none", "gzip", "zstd"].filter((c) => e.publisher[c])) {
   const pub = e.publisher[comp];

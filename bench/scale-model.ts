@@ -22,6 +22,11 @@ export interface Workload {
   interval_steps: number;
   /** GPUs per training run: the whole fleet in one job, or many jobs of this size. */
   gpus_per_run: number;
+  /**
+   * Data-parallel ranks whose counts are summed before one of them publishes (the Python SDK's
+   * ReluProbe with a process_group); 1 when every rank publishes its own. Default 1.
+   */
+  reduce_group?: number;
 }
 
 /** The measured inputs, as bench/run.ts stores them in docs/benchmarks.json. */
@@ -84,7 +89,8 @@ function snapshotSizes(units: number): { raw: number; gzip: number } {
 export function plan(w: Workload, m: MeasuredInputs): FleetPlan {
   const size = snapshotSizes(w.units);
   const runs = Math.max(1, Math.ceil(w.gpus / w.gpus_per_run));
-  const messages = (w.gpus * w.layers * w.steps_per_s) / w.interval_steps;
+  const publishers = w.gpus / Math.min(w.reduce_group ?? 1, w.gpus_per_run);
+  const messages = (publishers * w.layers * w.steps_per_s) / w.interval_steps;
   const updates = messages * w.units;
   const cores = updates / (m.service_unit_updates_per_cpu_s * ASSUMPTIONS.cpu_utilisation);
   const keys = runs * w.layers; // snapshots are keyed by (run, layer): no more partitions can be busy
@@ -165,6 +171,8 @@ export function inputsFrom(bench: any): MeasuredInputs {
 
 const FLEETS = [64, 1024, 16_384];
 const MODEL = { layers: 96, units: 16_384, steps_per_s: 2, interval_steps: 100 };
+/** Data-parallel ranks summed into one publisher in the reduced-fleet table. */
+const REDUCE_GROUP = 64;
 
 const n = (x: number, digits = 0) =>
   x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -173,8 +181,10 @@ const pct = (x: number) => `${n(x * 100, x < 0.1 ? 1 : 0)}%`;
 
 export function renderScaling(bench: unknown, source: string): string {
   const m = inputsFrom(bench);
-  const table = (gpusPerRun: (g: number) => number, title: string) => {
-    const plans = FLEETS.map((g) => plan({ gpus: g, ...MODEL, gpus_per_run: gpusPerRun(g) }, m));
+  const table = (gpusPerRun: (g: number) => number, title: string, reduceGroup = 1) => {
+    const plans = FLEETS.map((g) =>
+      plan({ gpus: g, ...MODEL, gpus_per_run: gpusPerRun(g), reduce_group: reduceGroup }, m),
+    );
     const row = (label: string, f: (p: FleetPlan) => string) => `| ${label} | ${plans.map(f).join(" | ")} |`;
     return [
       `### ${title}`,
@@ -194,7 +204,7 @@ export function renderScaling(bench: unknown, source: string): string {
       row("memory in total, GB", (p) => n(p.memory_total_gb, 1)),
       row("brokers for ingress", (p) => n(p.brokers)),
       row("Prometheus series", (p) => n(p.series)),
-      row("publisher CPU per GPU (share of a core)", (p) => pct(p.publisher_cpu_share_per_gpu)),
+      row("publisher CPU per publishing GPU (share of a core)", (p) => pct(p.publisher_cpu_share_per_gpu)),
       row("load on one consumer core per (run, layer) key, at 50%", (p) => pct(p.pressure.key_core)),
       row("load on one broker", (p) => pct(p.pressure.broker)),
       row("load on one Prometheus server", (p) => pct(p.pressure.prometheus)),
@@ -240,14 +250,23 @@ export function renderScaling(bench: unknown, source: string): string {
     "",
     table((g) => g, "One training run spanning the whole fleet"),
     table(() => 64, "Jobs of 64 GPUs each"),
+    table(
+      (g) => g,
+      `One training run, counts summed over data-parallel groups of ${REDUCE_GROUP} ranks`,
+      REDUCE_GROUP,
+    ),
+    "Each group's rank 0 publishes the group's sum (`reluwatch.torch.ReluProbe(..., process_group=group)`,",
+    "docs/publishing.md): one message per layer and probe instead of one per rank, the same evidence.",
+    "",
     "## Where the bottleneck moves",
     "",
     "- Small fleets need a fraction of one consumer core: one instance, a handful of partitions.",
     "- Consumer CPU grows linearly with GPUs (every rank sends every layer), but in one big job all of",
     "  a layer's snapshots share one key, so one instance must keep up with a whole layer: the",
     '  "load on one consumer core per (run, layer) key" row. Past 100%, send fewer snapshots per layer',
-    "  (tensor-parallel shards, a longer interval, or all-reduce counts over groups of ranks before",
-    "  publishing) rather than adding instances.",
+    "  rather than adding instances: sum the counts over data-parallel groups before publishing (the last",
+    `  table: groups of ${REDUCE_GROUP} divide a key's load by ${REDUCE_GROUP}), shard the layer across tensor-parallel ranks, or`,
+    "  probe less often.",
     "- The wire volume reaches a broker's capacity before Prometheus feels anything: series depend on",
     "  runs × layers, never on GPUs, because no per-rank or per-unit label is exported by default.",
     "- Many small jobs move the pressure to Prometheus series and detector memory, which grow with runs.",

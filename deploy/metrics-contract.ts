@@ -122,6 +122,13 @@ export const METRICS: readonly MetricContract[] = [
     optIn: true,
   },
   {
+    name: "reluwatch_explorer_info",
+    type: "gauge",
+    labels: ["url"],
+    help: "1, labelled with the external_url this instance's unit explorer is reached at; alert annotations link through it.",
+    optIn: true,
+  },
+  {
     name: "reluwatch_tracked_units",
     type: "gauge",
     labels: [],

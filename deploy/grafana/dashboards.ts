@@ -13,9 +13,12 @@ import {
   type Dashboard,
   DashboardBuilder,
   DashboardCursorSync,
+  DashboardLinkBuilder,
+  DashboardLinkType,
   DatasourceVariableBuilder,
   QueryVariableBuilder,
   RowBuilder,
+  TextBoxVariableBuilder,
   ThresholdsConfigBuilder,
   ThresholdsMode,
   VariableRefresh,
@@ -36,6 +39,27 @@ const DATASOURCE = { type: "prometheus", uid: "${datasource}" };
 
 /** Selector for the layer chosen in the Layer dashboard's variables. */
 const LAYER = 'run="$run", layer="$layer"';
+
+/**
+ * Where the unit explorer is reached: the external_url setting of reluwatch
+ * consume, typed into the dashboard's "explorer" box (or provisioned as its
+ * default). The layer dashboard's links open the chosen layer's page there.
+ */
+const EXPLORER_DEFAULT_URL = "http://localhost:9464";
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana variables, not JavaScript placeholders.
+const EXPLORER_LAYER_URL = "${explorer}/ui/layer?run=${run:percentencode}&layer=${layer:percentencode}";
+
+function explorerVariable(): TextBoxVariableBuilder {
+  return new TextBoxVariableBuilder("explorer")
+    .label("Explorer URL")
+    .description("reluwatch's external_url: the layer links open its unit explorer.")
+    .defaultValue(EXPLORER_DEFAULT_URL)
+    .current({ text: EXPLORER_DEFAULT_URL, value: EXPLORER_DEFAULT_URL });
+}
+
+function explorerLink(title: string, url = EXPLORER_LAYER_URL): DashboardLinkBuilder {
+  return new DashboardLinkBuilder(title).type(DashboardLinkType.Link).url(url).targetBlank(true);
+}
 
 function prom(expr: string, legend = "", refId = "A"): DataqueryBuilder {
   return new DataqueryBuilder().datasource(DATASOURCE).expr(expr).legendFormat(legend).refId(refId);
@@ -183,10 +207,13 @@ export function layerDashboard(): Dashboard {
     .withVariable(
       labelVariable("layer", 'label_values(reluwatch_layer_units{run="$run"}, layer)', { all: false }),
     )
+    .withVariable(explorerVariable())
+    .link(explorerLink("Every unit of this layer in the unit explorer").tooltip("Opens the layer's map"))
     .withPanel(
       new StatPanel()
         .title("Dead ratio")
         .withTarget(prom(`${RECORDED.deadRatio}{${LAYER}}`))
+        .dataLinks([explorerLink("Open the layer's units in the explorer")])
         .unit("percentunit")
         .thresholds(deadRatioThresholds())
         .height(4)
@@ -238,6 +265,7 @@ export function layerDashboard(): Dashboard {
       new TimeseriesPanel()
         .title("Units per state")
         .withTarget(prom(`sum by (state) (reluwatch_layer_units{${LAYER}})`, "{{state}}"))
+        .dataLinks([explorerLink("Open the layer's units in the explorer")])
         .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
         .fillOpacity(60)
         .height(8)
@@ -314,6 +342,13 @@ export function layerDashboard(): Dashboard {
         .title("Units closest to death")
         .description("Needs the exporter's opt-in per-unit series; the HTTP API has every unit.")
         .withTarget(instant(`bottomk(20, reluwatch_unit_firing_rate{${LAYER}})`))
+        .dataLinks([
+          explorerLink(
+            "Open this unit in the explorer",
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana variables, not JavaScript placeholders.
+            "${explorer}/ui/unit?run=${run:percentencode}&layer=${layer:percentencode}&unit=${__data.fields.unit}",
+          ),
+        ])
         .height(8)
         .span(8),
     )

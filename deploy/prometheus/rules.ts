@@ -77,6 +77,20 @@ export const PRODUCTION_TIMINGS: RuleTimings = {
  */
 export const RUNBOOK_BASE_URL = "https://github.com/reluwatch/reluwatch/blob/main/docs/runbook.md";
 
+/**
+ * The explorer_url annotation of the layer alerts: the layer's page in the unit
+ * explorer of the instance that exports the layer, at the URL that instance
+ * publishes as reluwatch_explorer_info{url} (its external_url setting). The
+ * join on instance and job picks the owner when several instances share a
+ * consumer group. Empty when the owner has no external_url.
+ * EXPLORER_OWNER_QUERY is its PromQL, the run and layer in place of the %q.
+ */
+export const EXPLORER_OWNER_QUERY =
+  "reluwatch_explorer_info * on (instance, job) group_left () max by (instance, job) (reluwatch_layer_units{run=%q, layer=%q})";
+export const EXPLORER_URL_ANNOTATION =
+  `{{ with printf ${JSON.stringify(EXPLORER_OWNER_QUERY)} $labels.run $labels.layer | query }}` +
+  "{{ with index . 0 }}{{ .Labels.url }}/ui/layer?run={{ $labels.run | urlquery }}&layer={{ $labels.layer | urlquery }}{{ end }}{{ end }}";
+
 export type Severity = "info" | "warning" | "critical";
 
 export interface RecordingRule {
@@ -89,7 +103,7 @@ export interface AlertingRule {
   expr: string;
   for?: string;
   labels: { severity: Severity };
-  annotations: { summary: string; description: string; runbook_url: string };
+  annotations: { summary: string; description: string; runbook_url: string; explorer_url?: string };
 }
 
 export interface RuleGroup {
@@ -193,6 +207,7 @@ function alertingRules(t: RuleTimings): AlertingRule[] {
         summary: "ReLU units died in layer {{ $labels.layer }} of run {{ $labels.run }}.",
         description: `{{ $value | printf "%.0f" }} unit(s) of layer {{ $labels.layer }} in run {{ $labels.run }} crossed into dead in the last ${t.deathsWindow}.`,
         runbook_url: runbook("ReluUnitsDied"),
+        explorer_url: EXPLORER_URL_ANNOTATION,
       },
     },
     {
@@ -204,6 +219,7 @@ function alertingRules(t: RuleTimings): AlertingRule[] {
         summary: "Layer {{ $labels.layer }} of run {{ $labels.run }} is dying.",
         description: `{{ $value | humanizePercentage }} of the units of layer {{ $labels.layer }} in run {{ $labels.run }} are dead (warning at ${pct(T.deadRatioWarning)}), and the share rose within the last ${t.risingWindow}.`,
         runbook_url: runbook("ReluLayerDying"),
+        explorer_url: EXPLORER_URL_ANNOTATION,
       },
     },
     {
@@ -215,6 +231,7 @@ function alertingRules(t: RuleTimings): AlertingRule[] {
         summary: "Layer {{ $labels.layer }} of run {{ $labels.run }} has lost most of its capacity.",
         description: `{{ $value | humanizePercentage }} of the units of layer {{ $labels.layer }} in run {{ $labels.run }} are dead (critical at ${pct(T.deadRatioCritical)}).`,
         runbook_url: runbook("ReluLayerDead"),
+        explorer_url: EXPLORER_URL_ANNOTATION,
       },
     },
     {
@@ -226,6 +243,7 @@ function alertingRules(t: RuleTimings): AlertingRule[] {
         summary: "Layer {{ $labels.layer }} of run {{ $labels.run }} has units dead from the start.",
         description: `{{ $value | humanizePercentage }} of the units of layer {{ $labels.layer }} in run {{ $labels.run }} were dead at their first verdict (threshold ${pct(T.bornDeadRatio)}): an initialisation problem.`,
         runbook_url: runbook("ReluBornDead"),
+        explorer_url: EXPLORER_URL_ANNOTATION,
       },
     },
     {
@@ -238,6 +256,7 @@ function alertingRules(t: RuleTimings): AlertingRule[] {
         description:
           "{{ $value }} rank(s) stopped reporting layer {{ $labels.layer }} of run {{ $labels.run }}; its verdicts lack their inputs.",
         runbook_url: runbook("ReluRankStale"),
+        explorer_url: EXPLORER_URL_ANNOTATION,
       },
     },
     {
@@ -248,6 +267,7 @@ function alertingRules(t: RuleTimings): AlertingRule[] {
         summary: "Non-finite activations in layer {{ $labels.layer }} of run {{ $labels.run }}.",
         description: `{{ $value | printf "%.0f" }} NaN or infinite activation value(s) reported for layer {{ $labels.layer }} of run {{ $labels.run }} in the last ${t.deathsWindow}.`,
         runbook_url: runbook("ReluNonFiniteActivations"),
+        explorer_url: EXPLORER_URL_ANNOTATION,
       },
     },
     {

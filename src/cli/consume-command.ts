@@ -12,7 +12,7 @@ export function registerConsumeCommand(program: Command): void {
   const command = program
     .command("consume")
     .description(
-      "consume snapshots from Kafka; serve /metrics, /healthz, /readyz and /api; emit transition events",
+      "consume snapshots from Kafka; serve /metrics, /healthz, /readyz, /api and the unit explorer at /ui/; emit transition events",
     );
   addOptionFlags(command, CONSUME_GROUPS);
   command.action(async (opts: Record<string, unknown>) => {

@@ -1,4 +1,5 @@
 import { closeSync, openSync, statSync, writeSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { addOptionFlags, type LimitSettings, loadSettings, loadSettingsOrExit } from "../config/index.js";
@@ -7,6 +8,7 @@ import { createLogger, type Logger } from "../log.js";
 import { REJECT_REASONS, SnapshotProcessor } from "../service/snapshot-processor.js";
 import { RejectedRecordError, StreamTask } from "../service/stream-task.js";
 import { Telemetry } from "../service/telemetry.js";
+import { HttpServer } from "../sink/http-server.js";
 import { Exporter } from "../sink/prometheus.js";
 import { ContainerFileSource, ContainerReadError } from "../source/file-source.js";
 
@@ -166,10 +168,16 @@ export function registerReplayCommand(program: Command): void {
     .option(
       "--metrics-out <file>",
       "write the Prometheus exposition the consumer would serve for the final state",
-    );
+    )
+    .option(
+      "--serve <port>",
+      "then serve the final state until interrupted: the unit explorer at /ui/, the /api and /metrics (0 picks a free port)",
+    )
+    .option("--serve-host <host>", "address --serve binds to", "127.0.0.1");
   addOptionFlags(command, REPLAY_GROUPS);
   command.action(async (files: string[], opts: Record<string, unknown>) => {
     const settings = loadSettingsOrExit(opts, [...REPLAY_GROUPS]);
+    const servePort = opts.serve === undefined ? undefined : parsePort(String(opts.serve));
     const onInvalid = settings.on_invalid ?? "fail";
     if (onInvalid === "dead_letter") {
       fail("invalid setting on_invalid: replay has no dead-letter topic; use skip or fail", 2);
@@ -235,5 +243,40 @@ export function registerReplayCommand(program: Command): void {
         .map(([k, v]) => `${k} ${v}`)
         .join(", ")}); ${result.transitions} transitions\n`,
     );
+    if (servePort !== undefined) await serve(detector, exporter, String(opts.serveHost), servePort);
   });
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) fail(`--serve: a port 0..65535, got ${JSON.stringify(text)}`, 2);
+  return port;
+}
+
+/** Serves the replayed state, read-only, until SIGINT or SIGTERM. */
+async function serve(detector: Detector, exporter: Exporter, host: string, port: number): Promise<void> {
+  const http = new HttpServer({
+    host,
+    port,
+    api: detector,
+    metrics: () => exporter.metrics(),
+    metricsContentType: exporter.contentType,
+    notReadyReason: () => undefined,
+  });
+  let address: AddressInfo;
+  try {
+    address = await http.start();
+  } catch (err) {
+    fail(
+      `--serve: cannot listen on ${host}:${port} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      2,
+    );
+  }
+  const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  process.stderr.write(`explorer at http://${shown}:${address.port}/ui/ (Ctrl-C to stop)\n`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await http.stop();
 }

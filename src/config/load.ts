@@ -57,6 +57,10 @@ export interface Settings {
   restore_lookback_ms: number;
   metrics_port: number;
   metrics_host: string;
+  /** The bearer token read from http_token_file; undefined when the API is open. */
+  http_token?: string;
+  /** Without a trailing slash. */
+  external_url?: string;
   run_idle_timeout_ms: number;
   idle_flush_ms: number;
   unit_series: boolean;
@@ -283,6 +287,8 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
   }
   return {
     kafka,
+    http_token: readToken(v.http_token_file as string | undefined, label("http_token_file")),
+    external_url: checkUrl(v.external_url as string | undefined, label("external_url")),
     topic: v.topic as string,
     group: v.group as string,
     events_topic: v.events_topic as string,
@@ -305,4 +311,36 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     },
     ...(v.on_invalid !== undefined ? { on_invalid: v.on_invalid as OnInvalid } : {}),
   };
+}
+
+function readToken(path: string | undefined, label: string): string | undefined {
+  if (path === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(
+      label,
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
+  }
+  const token = text.trim();
+  if (token === "" || /\s/.test(token)) {
+    throw new ConfigError(label, `${path} must hold one token: non-empty, without spaces or line breaks`);
+  }
+  return token;
+}
+
+function checkUrl(value: string | undefined, label: string): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(label, `must be an absolute http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(label, `must be an http or https URL, got ${JSON.stringify(value)}`);
+  }
+  return value.replace(/\/+$/, "");
 }

@@ -164,6 +164,18 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Address the HTTP server binds to.",
   },
   {
+    name: "http_token_file",
+    type: "string",
+    group: "service",
+    doc: "File holding a bearer token, read at start-up, that /api and /ui then require (Authorization: Bearer <token>); /metrics, /healthz and /readyz stay open.",
+  },
+  {
+    name: "external_url",
+    type: "string",
+    group: "service",
+    doc: "URL users reach this instance at (e.g. https://reluwatch.example.com); alerts and dashboards link to its explorer pages, /ui/layer?run=…&layer=….",
+  },
+  {
     name: "run_idle_timeout_ms",
     type: "int",
     default: 6 * 60 * 60 * 1000,

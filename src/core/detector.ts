@@ -25,7 +25,16 @@ import { type LayerRecord, newLayerRecord } from "./layer-record.js";
 import { LayerState } from "./layer-state.js";
 import { bytesPerValue, reduceRaw, SnapshotShapeError, type UnitSums } from "./reduce.js";
 import type { ActivationSnapshot, UnitTransition } from "./snapshot.js";
-import { type LayerSummary, summarize, type UnitDetail, unitDetails } from "./summary.js";
+import {
+  type LayerSummary,
+  summarize,
+  type UnitColumns,
+  type UnitDetail,
+  unitColumns,
+  unitDetail,
+  unitDetails,
+} from "./summary.js";
+import { type LoggedTransition, TransitionLog } from "./transition-log.js";
 
 export type ApplyResult = "ok" | "duplicate" | "late";
 
@@ -82,6 +91,7 @@ export class Detector {
     const incarnation = snapshot.incarnation ?? 0;
     const rec = this.record(snapshot, incarnation, notices);
     rec.lastSnapshotMs = nowMs;
+    rec.version++;
     if (incarnation < rec.incarnation) {
       // Evidence of a timeline a newer incarnation replaced.
       rec.late++;
@@ -263,6 +273,39 @@ export class Detector {
     return rec === undefined ? undefined : unitDetails(rec, this.config);
   }
 
+  /** One unit's detail; undefined when the layer is not tracked or has no such unit. */
+  unit(run_id: string, layer: string, unit: number): UnitDetail | undefined {
+    const rec = this.runs.get(run_id)?.get(layer);
+    if (rec === undefined || !Number.isInteger(unit) || unit < 0 || unit >= rec.state.units) return undefined;
+    return unitDetail(rec, this.config, unit);
+  }
+
+  /** Every unit of a layer as typed arrays (the compact form of units()). */
+  unitColumns(run_id: string, layer: string): UnitColumns | undefined {
+    const rec = this.runs.get(run_id)?.get(layer);
+    return rec === undefined ? undefined : unitColumns(rec, this.config);
+  }
+
+  /**
+   * The layer's transitions this detector produced and still logs, newest
+   * first: of one unit, or of the whole layer when unit is undefined.
+   */
+  transitionsOf(
+    run_id: string,
+    layer: string,
+    unit: number | undefined,
+    limit: number,
+  ): LoggedTransition[] | undefined {
+    const rec = this.runs.get(run_id)?.get(layer);
+    if (rec === undefined) return undefined;
+    return unit === undefined ? rec.log.newest(limit) : rec.log.forUnit(unit, limit);
+  }
+
+  /** Changes whenever anything the layer's views show may have changed; undefined when not tracked. */
+  layerVersion(run_id: string, layer: string): number | undefined {
+    return this.runs.get(run_id)?.get(layer)?.version;
+  }
+
   /** Forgets a layer (its partition was revoked); true when it was tracked. */
   dropLayer(run_id: string, layer: string): boolean {
     const layers = this.runs.get(run_id);
@@ -289,10 +332,11 @@ export class Detector {
     return n;
   }
 
-  /** Bytes of per-unit typed-array storage held by all layers. */
+  /** Bytes of per-unit typed-array storage held by all layers (window state and transition logs). */
   stateBytes(): number {
     let n = 0;
-    for (const layers of this.runs.values()) for (const rec of layers.values()) n += rec.state.bytes();
+    for (const layers of this.runs.values())
+      for (const rec of layers.values()) n += rec.state.bytes() + rec.log.bytes();
     return n;
   }
 
@@ -319,6 +363,7 @@ export class Detector {
       });
       rec.resets++;
       rec.state = new LayerState(s.layer_units, window_steps, window_buckets);
+      rec.log = new TransitionLog(s.layer_units);
       rec.streams.clear();
     }
     return rec;
@@ -326,7 +371,10 @@ export class Detector {
 
   private classify(rec: LayerRecord, ctx: Parameters<typeof classifyLayer>[2], out: UnitTransition[]): void {
     const tally = { transitions: rec.transitions, deaths: 0, revivals: 0 };
+    const first = out.length;
     classifyLayer(rec.state, this.params, ctx, tally, out);
+    for (let i = first; i < out.length; i++) rec.log.add(out[i]!);
+    rec.version++;
     rec.deaths += tally.deaths;
     rec.revivals += tally.revivals;
   }

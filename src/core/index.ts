@@ -11,4 +11,12 @@ export { type ApplyOutcome, type ApplyResult, Detector, type LayerNotice } from 
 export { decodeBfloat16, decodeFloat16 } from "./half-float.js";
 export { reduceRaw, SnapshotShapeError, type UnitSums } from "./reduce.js";
 export * from "./snapshot.js";
-export { FIRING_RATE_BOUNDS, type LayerSummary, type UnitDetail } from "./summary.js";
+export {
+  FIRING_RATE_BOUNDS,
+  type LayerSummary,
+  UNIT_FLAG_BORN_DEAD,
+  UNIT_FLAG_CONSTANT,
+  type UnitColumns,
+  type UnitDetail,
+} from "./summary.js";
+export type { LoggedTransition } from "./transition-log.js";

@@ -1,5 +1,6 @@
 /** Everything the detector keeps for one (run, layer): the unit state plus per-layer bookkeeping. */
 import { LayerState } from "./layer-state.js";
+import { TransitionLog } from "./transition-log.js";
 
 /** The newest snapshot seen from one rank's shard (rank, unit_offset). */
 export interface ShardStream {
@@ -33,6 +34,10 @@ export interface LayerRecord {
   lastSnapshotMs: number;
   /** Snapshot time of the newest snapshot applied (stamps transitions of a flush). */
   lastTime: number;
+  /** The newest transitions of the layer's units. */
+  log: TransitionLog;
+  /** Bumped by every change a reader could see, so HTTP clients can revalidate cheaply. */
+  version: number;
 }
 
 export function newLayerRecord(
@@ -59,5 +64,7 @@ export function newLayerRecord(
     unclassified: false,
     lastSnapshotMs: 0,
     lastTime: 0,
+    log: new TransitionLog(units),
+    version: 0,
   };
 }

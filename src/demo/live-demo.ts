@@ -189,6 +189,7 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
       `reluwatch demo: run ${o.run_id}, ${o.ranks} rank(s), ${o.layers} × ${o.units} ReLU units, ${o.steps} steps`,
     );
     print(`  Kafka ${s.kafka.brokers.join(",")}: snapshots → ${s.topic}, transitions → ${s.events_topic}`);
+    print(`  unit explorer ${base}/ui/run?run=${encodeURIComponent(o.run_id)}`);
     print(`  metrics ${base}/metrics   API ${base}/api/runs/${encodeURIComponent(o.run_id)}/layers`);
     print(
       `  a unit is called dead after ${service.detector.samplesNeeded} silent samples: firing rate < ${formatPercent(s.detector.dead_rate)} with confidence ${formatPercent(confidence)}`,
@@ -237,7 +238,7 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
 
     if (!opts.ci && !stopped && result !== undefined) {
       print("");
-      print(`training is over; /metrics and the API stay up at ${base} until Ctrl-C`);
+      print(`training is over; the explorer (${base}/ui/), /metrics and the API stay up until Ctrl-C`);
       await opts.untilStopped;
     }
 

@@ -55,6 +55,7 @@ export async function startConsumerService(
     unitSeries: settings.unit_series,
     unitSeriesMax: settings.unit_series_max,
     rejectReasons: REJECT_REASONS,
+    externalUrl: settings.external_url,
   });
   const telemetry = new Telemetry(log, exporter);
   const processor = new SnapshotProcessor(detector, {
@@ -81,6 +82,7 @@ export async function startConsumerService(
     metrics: () => exporter.metrics(),
     metricsContentType: exporter.contentType,
     notReadyReason: () => waiting ?? task.notReadyReason(),
+    token: settings.http_token,
   });
 
   const address = await http.start();

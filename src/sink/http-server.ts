@@ -1,17 +1,18 @@
 /**
  * The HTTP face of the service: Prometheus scrape, health and readiness
- * probes, and the JSON API for per-unit detail (which does not belong in
- * Prometheus series). Errors carry stable codes, listed in docs/api.md.
+ * probes, the API for per-unit detail (which does not belong in Prometheus
+ * series) and the unit explorer under /ui. Errors carry stable codes, listed
+ * in docs/api.md.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { LayerSummary, UnitDetail } from "../core/index.js";
+import { BearerAuth, tokenCookie } from "./api/auth.js";
+import { ApiError, sendError, sendJson } from "./api/respond.js";
+import { type ApiSource, decodeSegments, routeApi } from "./api/router.js";
+import { routeUi } from "./ui/routes.js";
 
-export interface ApiSource {
-  summaries(): LayerSummary[];
-  summary(run_id: string, layer: string): LayerSummary | undefined;
-  units(run_id: string, layer: string): UnitDetail[] | undefined;
-}
+export { API_ERROR_CODES, type ApiErrorCode } from "./api/respond.js";
+export type { ApiSource } from "./api/router.js";
 
 export interface HttpServerOptions {
   host: string;
@@ -21,33 +22,25 @@ export interface HttpServerOptions {
   metricsContentType: string;
   /** Why the instance is not ready, or undefined when it is. */
   notReadyReason: () => string | undefined;
+  /** When set, /api and /ui answer only requests bearing this token; /metrics and the probes stay open. */
+  token?: string;
 }
-
-export const API_ERROR_CODES = [
-  "not_found",
-  "run_not_found",
-  "layer_not_found",
-  "method_not_allowed",
-  "internal",
-] as const;
-export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
-
-const STATUS: Record<ApiErrorCode, number> = {
-  not_found: 404,
-  run_not_found: 404,
-  layer_not_found: 404,
-  method_not_allowed: 405,
-  internal: 500,
-};
 
 export class HttpServer {
   private server: Server | undefined;
+  private readonly auth: BearerAuth | undefined;
 
-  constructor(private readonly options: HttpServerOptions) {}
+  constructor(private readonly options: HttpServerOptions) {
+    this.auth = options.token === undefined ? undefined : new BearerAuth(options.token);
+  }
 
   async start(): Promise<AddressInfo> {
     const server = createServer((req, res) => {
-      this.route(req, res).catch((err: unknown) => sendError(res, "internal", String(err)));
+      this.route(req, res).catch((err: unknown) =>
+        err instanceof ApiError
+          ? sendError(res, err.code, err.message)
+          : sendError(res, "internal", String(err)),
+      );
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -90,72 +83,37 @@ export class HttpServer {
       sendJson(res, reason ? 503 : 200, reason ? { status: "not_ready", reason } : { status: "ready" });
       return;
     }
-    const parts = path.split("/").slice(1).map(decodeURIComponent);
-    if (parts[0] !== "api" || parts[1] !== "runs") {
-      sendError(res, "not_found", `no route for ${path}`);
-      return;
-    }
-    const api = this.options.api;
-    if (parts.length === 2) {
-      sendJson(res, 200, { runs: listRuns(api.summaries()) });
-      return;
-    }
-    const run = parts[2]!;
-    const layers = api.summaries().filter((s) => s.run_id === run);
-    if (layers.length === 0) {
-      sendError(res, "run_not_found", `run ${JSON.stringify(run)} is not tracked by this instance`);
-      return;
-    }
-    if (parts.length === 4 && parts[3] === "layers") {
-      sendJson(res, 200, { run_id: run, layers: layers.sort((a, b) => a.layer.localeCompare(b.layer)) });
-      return;
-    }
-    // Layer names may themselves contain slashes (e.g. "blocks/3/fc1").
-    if (parts.length >= 5 && parts[3] === "layers") {
-      const layer = parts.slice(4).join("/");
-      const summary = api.summary(run, layer);
-      const units = api.units(run, layer);
-      if (!summary || !units) {
-        sendError(
-          res,
-          "layer_not_found",
-          `layer ${JSON.stringify(layer)} of run ${JSON.stringify(run)} is not tracked`,
-        );
-        return;
-      }
-      sendJson(res, 200, { summary, units });
-      return;
+    if (path === "/ui" || path.startsWith("/ui/") || path === "/api" || path.startsWith("/api/")) {
+      const ui = path === "/ui" || path.startsWith("/ui/");
+      if (this.auth !== undefined && !this.authorized(req, res, url, ui)) return;
+      // The explorer's routes see the raw path: "/ui/" and "/ui" differ for relative links.
+      if (ui) return routeUi(req, res, url.pathname === "/ui/" ? "/ui/" : path);
+      return routeApi(this.options.api, req, res, decodeSegments(path), url.searchParams);
     }
     sendError(res, "not_found", `no route for ${path}`);
   }
-}
 
-function listRuns(summaries: LayerSummary[]) {
-  const runs = new Map<
-    string,
-    { run_id: string; layers: number; units: number; dead: number; step: number }
-  >();
-  for (const s of summaries) {
-    const r = runs.get(s.run_id) ?? { run_id: s.run_id, layers: 0, units: 0, dead: 0, step: 0 };
-    r.layers++;
-    r.units += s.layer_units;
-    r.dead += s.units_by_state.DEAD;
-    r.step = Math.max(r.step, s.step);
-    runs.set(s.run_id, r);
+  /**
+   * Whether a request to /api or /ui may proceed; answers it when not. A /ui
+   * request with the right `?token=` gets the token as a cookie and a redirect
+   * to the same page without it, so the token leaves the address bar and history.
+   */
+  private authorized(req: IncomingMessage, res: ServerResponse, url: URL, ui: boolean): boolean {
+    const auth = this.auth!;
+    const given = url.searchParams.get("token");
+    if (ui && given !== null && auth.matches(given)) {
+      url.searchParams.delete("token");
+      const rest = url.searchParams.toString();
+      const page = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
+      res.writeHead(303, {
+        "set-cookie": tokenCookie(given),
+        location: `${page === "" ? "./" : page}${rest === "" ? "" : `?${rest}`}`,
+      });
+      res.end();
+      return false;
+    }
+    if (auth.allows(req)) return true;
+    sendError(res, "unauthorized", "a bearer token is required (Authorization: Bearer <token>)");
+    return false;
   }
-  return [...runs.values()].sort((a, b) => a.run_id.localeCompare(b.run_id));
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, code: ApiErrorCode, message: string): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  sendJson(res, STATUS[code], { error: { code, message } });
 }

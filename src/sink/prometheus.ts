@@ -30,6 +30,8 @@ export interface ExporterOptions {
    * wait for a second one).
    */
   rejectReasons?: readonly string[];
+  /** The external_url setting: exported as reluwatch_explorer_info{url} so alerts can link to the explorer. */
+  externalUrl?: string;
 }
 
 export type SnapshotResult = "ok" | "duplicate" | "late" | "invalid" | "over_limit";
@@ -187,6 +189,15 @@ export class Exporter {
         }
       },
     });
+    const externalUrl = this.options.externalUrl;
+    if (externalUrl !== undefined) {
+      new Gauge({
+        name: "reluwatch_explorer_info",
+        help: "1, labelled with the external_url this instance's unit explorer is reached at; alert annotations link through it.",
+        labelNames: ["url"],
+        registers,
+      }).set({ url: externalUrl }, 1);
+    }
     const unitSeries = this.options.unitSeries;
     const unitSeriesMax = this.options.unitSeriesMax;
     if (unitSeries) {

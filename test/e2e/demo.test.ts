@@ -33,6 +33,7 @@ test("demo --ci: deaths printed as they are detected, a summary, exit 0, its own
     ...["--window-steps", "200", "--run-id", "e2e-demo"],
   ]);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /^ {2}unit explorer http:\/\/127\.0\.0\.1:\d+\/ui\/run\?run=e2e-demo$/m);
   // The default events setting (deaths) keeps first verdicts of living units off the events topic.
   assert.doesNotMatch(r.stdout, /first verdicts/);
   const deaths = [

@@ -20,6 +20,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { packageRoot } from "../../src/paths.js";
+import { registerZstdCodec } from "../../src/source/kafka-zstd.js";
 import { ChildExitError, runFile, runToExit } from "./child.js";
 import { freePort, freePorts } from "./ports.js";
 
@@ -207,7 +208,9 @@ export function uniqueTopic(prefix: string): string {
   return `test.${prefix}.${randomUUID().slice(0, 8)}`;
 }
 
+/** A kafkajs client for test set-up and checks; like every reluwatch client it reads zstd batches. */
 export function kafkaClient(broker: TestBroker, clientId = "reluwatch-test"): Kafka {
+  registerZstdCodec();
   return new Kafka({ clientId, brokers: broker.brokers, logLevel: logLevel.WARN });
 }
 

@@ -4,6 +4,8 @@
  * same snapshots run through a Detector in this process.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -197,6 +199,45 @@ describe("reluwatch replay", () => {
       deadLetter.stderr,
       /^reluwatch: invalid setting on_invalid: replay has no dead-letter topic/,
     );
+  });
+
+  test("--serve keeps the replayed state up for the explorer and the API until interrupted", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "replay", file, "--serve", "0"],
+      {
+        cwd: packageRoot,
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    const exited = once(child, "exit");
+    const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    try {
+      let stderr = "";
+      const base = await new Promise<string>((resolve, reject) => {
+        child.stderr!.on("data", (chunk: Buffer) => {
+          stderr += chunk.toString();
+          const m = /explorer at (http:\/\/127\.0\.0\.1:\d+)\/ui\//.exec(stderr);
+          if (m) resolve(m[1]!);
+        });
+        exited.then(() => reject(new Error(`replay exited before serving:\n${stderr}`)));
+      });
+      const ref = expected(snapshots);
+      const { runs } = (await (await fetch(`${base}/api/runs`)).json()) as { runs: Array<{ dead: number }> };
+      assert.equal(
+        runs[0]!.dead,
+        ref.detector.summaries().reduce((n, l) => n + l.units_by_state.DEAD, 0),
+      );
+      const page = await fetch(`${base}/ui/`);
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+      child.kill("SIGINT");
+      const [code] = await exited;
+      assert.equal(code, 0);
+    } finally {
+      clearTimeout(killer);
+      child.kill("SIGKILL");
+    }
   });
 
   test("draws a progress bar on a terminal", () => {

@@ -115,6 +115,29 @@ describe("settings", () => {
     assert.equal(load({ sslCaFile: ca }).kafka.ssl, true, "a CA file implies TLS");
   });
 
+  test("http_token_file is read once, trimmed; an unreadable, empty or spaced token stops start-up", () => {
+    assert.equal(load().http_token, undefined);
+    const file = tempFile("token", "  abc.DEF-123\n");
+    assert.equal(load({ httpTokenFile: file }).http_token, "abc.DEF-123");
+    assert.equal(load({}, { RELUWATCH_HTTP_TOKEN_FILE: file }).http_token, "abc.DEF-123");
+    rejectsNaming(() => load({ httpTokenFile: "/no/such/token" }), "--http-token-file");
+    rejectsNaming(() => load({ httpTokenFile: tempFile("empty", "\n") }), "--http-token-file");
+    rejectsNaming(() => load({ httpTokenFile: tempFile("two", "a b\n") }), "--http-token-file");
+  });
+
+  test("external_url must be an absolute http(s) URL; a trailing slash is dropped", () => {
+    assert.equal(load().external_url, undefined);
+    assert.equal(
+      load({ externalUrl: "https://rw.example.com/prefix/" }).external_url,
+      "https://rw.example.com/prefix",
+    );
+    rejectsNaming(() => load({ externalUrl: "rw.example.com" }), "--external-url");
+    rejectsNaming(
+      () => load({}, { RELUWATCH_EXTERNAL_URL: "ftp://rw.example.com" }),
+      "RELUWATCH_EXTERNAL_URL",
+    );
+  });
+
   test("secrets are not echoed in errors", () => {
     assert.throws(
       () => load({ saslPassword: "" }),

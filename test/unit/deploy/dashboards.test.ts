@@ -9,7 +9,7 @@ import {
   variableQueries,
 } from "../../../deploy/grafana/queries.js";
 import { METRICS } from "../../../deploy/metrics-contract.js";
-import { buildRules } from "../../../deploy/prometheus/rules.js";
+import { buildRules, EXPLORER_OWNER_QUERY } from "../../../deploy/prometheus/rules.js";
 import { knownSeries, repoFile, seriesNames } from "../../support/deploy-files.js";
 
 interface PanelJson {
@@ -75,8 +75,15 @@ describe("Grafana dashboards", () => {
     const d = committed(LAYER);
     assert.deepEqual(
       d.templating.list.map((v) => v.name),
-      ["datasource", "run", "layer"],
+      ["datasource", "run", "layer", "explorer"],
     );
+    // The links open the chosen layer in the unit explorer at the URL typed into "explorer".
+    const links = JSON.stringify(d);
+    assert.match(
+      links,
+      /"url":"\$\{explorer\}\/ui\/layer\?run=\$\{run:percentencode\}&layer=\$\{layer:percentencode\}"/,
+    );
+    assert.match(links, /"url":"\$\{explorer\}\/ui\/unit\?run=[^"]*&unit=\$\{__data\.fields\.unit\}"/);
     const heatmap = d.panels.find((p) => p.type === "heatmap");
     assert.ok(heatmap);
     assert.equal(heatmap.targets![0]!.format, "heatmap");
@@ -117,6 +124,11 @@ describe("Grafana dashboards", () => {
     }
     for (const rule of buildRules().groups.flatMap((g) => g.rules)) {
       for (const name of seriesNames(rule.expr)) used.add(name);
+    }
+    // The layer alerts' explorer_url annotation queries Prometheus too.
+    for (const name of seriesNames(EXPLORER_OWNER_QUERY)) {
+      assert.ok(known.has(name), `the explorer_url annotation reads ${name}, which nothing exports`);
+      used.add(name);
     }
     for (const m of METRICS) {
       const names = m.type === "histogram" ? [`${m.name}_bucket`] : [m.name];

@@ -9,6 +9,7 @@ import {
   ALERT_NAMES,
   type AlertingRule,
   buildRules,
+  EXPLORER_URL_ANNOTATION,
   PRODUCTION_TIMINGS,
   RUNBOOK_BASE_URL,
   renderRulesYaml,
@@ -88,6 +89,13 @@ describe("Prometheus rules", () => {
       if (r.alert.startsWith("Relu") && !r.alert.startsWith("Reluwatch")) {
         assert.match(r.annotations.description, /\$labels\.run/, `${r.alert}: description names the run`);
         assert.match(r.annotations.description, /\$labels\.layer/, `${r.alert}: description names the layer`);
+        assert.equal(
+          r.annotations.explorer_url,
+          EXPLORER_URL_ANNOTATION,
+          `${r.alert}: links the layer's explorer page`,
+        );
+      } else {
+        assert.equal(r.annotations.explorer_url, undefined, `${r.alert}: no layer, no explorer link`);
       }
     }
   });

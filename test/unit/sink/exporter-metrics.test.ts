@@ -69,6 +69,7 @@ function deterministicExporter(): { exporter: Exporter; detector: Detector } {
     unitSeriesMax: 3,
     processMetrics: false,
     rejectReasons: REJECT_REASONS,
+    externalUrl: "https://reluwatch.example.com",
   });
   const scenario = resolveScenario("lr-spike", {
     units: 8,
