@@ -71,6 +71,7 @@ function measure(): Json {
     ["--brokers", process.env.BENCH_BROKERS ?? "127.0.0.1:9092"],
     [".venv/bin/python"],
   );
+  const state = runJson("bench/state.ts");
   const results = {
     date: started.toISOString(),
     commit,
@@ -87,13 +88,22 @@ function measure(): Json {
       e2e: e2e.seconds,
       ui: ui.seconds,
       python: python.seconds,
+      state: state.seconds,
     },
-    load1: { core: core.load1, probe: probe.load1, e2e: e2e.load1, ui: ui.load1, python: python.load1 },
+    load1: {
+      core: core.load1,
+      probe: probe.load1,
+      e2e: e2e.load1,
+      ui: ui.load1,
+      python: python.load1,
+      state: state.load1,
+    },
     core: core.json,
     probe: probe.json,
     e2e: e2e.json,
     ui: ui.json,
     python: python.json,
+    state: state.json,
   };
   writeFileSync("docs/benchmarks.json", `${JSON.stringify(results, null, 2)}\n`);
   return results;
@@ -152,6 +162,21 @@ add(
   "<= 64",
   c.bytes_per_unit_10m.median <= 64,
 );
+
+// Stored results from before bench/state.ts existed have no checkpoint figures.
+for (const r of results.state?.results ?? []) {
+  const what = `checkpoint of ${num(r.layers)} × 1M units${r.sums ? " with sums" : ""}`;
+  add(
+    "state",
+    `${what}: bytes per unit (zstd level 3)`,
+    `${num(r.bytes_per_unit, 1)} (${num(r.zstd_bytes_per_unit, 1)})`,
+  );
+  add(
+    "state",
+    `${what}: encode / decode / restore, s`,
+    `${fig(r.encode_s, 2)} / ${fig(r.decode_s, 2)} / ${fig(r.restore_s, 2)}`,
+  );
+}
 
 const t = e.throughput;
 for (const [mode, label] of [

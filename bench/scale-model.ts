@@ -9,10 +9,11 @@
  * a simulated snapshot of the model's layer width, not estimated.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
+import { constants, zstdCompressSync } from "node:zlib";
 import { encodeSnapshot } from "../src/codec/index.js";
 import type { ActivationSnapshot } from "../src/core/snapshot.js";
 import { generateFleet, resolveScenario } from "../src/sim/index.js";
+import { ZSTD_LEVEL } from "../src/source/kafka-zstd.js";
 
 export interface Workload {
   gpus: number;
@@ -33,14 +34,14 @@ export interface Workload {
 export interface MeasuredInputs {
   /** Service CPU cost: unit-updates per CPU-second, end to end (fetch, gunzip, decode, apply, events, commits). */
   service_unit_updates_per_cpu_s: number;
-  /** Bytes of detector state per tracked unit (core bench, 1M units). */
+  /** Bytes of detector state per tracked unit (core bench, 1M units, with abs/sq sums: what both SDKs send by default). */
   bytes_per_unit: number;
   /** RSS of an idle service (runtime, clients, buffers), MB. */
   base_rss_mb: number;
   /** Prometheus series per layer, counted on a live scrape, and the per-instance rest. */
   series_per_layer: number;
   series_per_instance: number;
-  /** Publisher CPU µs per 4096-unit snapshot with gzip. */
+  /** Publisher CPU µs per 4096-unit snapshot with zstd, the publishers' default. */
   publisher_cpu_us_per_4096_snapshot: number;
 }
 
@@ -79,11 +80,14 @@ export interface FleetPlan {
   bottleneck: string;
 }
 
-function snapshotSizes(units: number): { raw: number; gzip: number } {
+function snapshotSizes(units: number): { raw: number; zstd: number } {
   const s = generateFleet(resolveScenario("healthy", { ranks: 1, layers: 1, units, steps: 1 })).next()
     .value as ActivationSnapshot;
   const raw = encodeSnapshot(s);
-  return { raw: raw.length, gzip: gzipSync(raw).length };
+  return {
+    raw: raw.length,
+    zstd: zstdCompressSync(raw, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } }).length,
+  };
 }
 
 export function plan(w: Workload, m: MeasuredInputs): FleetPlan {
@@ -95,7 +99,7 @@ export function plan(w: Workload, m: MeasuredInputs): FleetPlan {
   const cores = updates / (m.service_unit_updates_per_cpu_s * ASSUMPTIONS.cpu_utilisation);
   const keys = runs * w.layers; // snapshots are keyed by (run, layer): no more partitions can be busy
   const instances = Math.min(keys, Math.max(1, Math.ceil(cores)));
-  const wire = (messages * size.gzip) / 1e6;
+  const wire = (messages * size.zstd) / 1e6;
   const partitions = Math.min(
     keys,
     Math.max(2 * instances, Math.ceil(wire / ASSUMPTIONS.partition_mb_per_s), 1),
@@ -161,11 +165,13 @@ export function inputsFrom(bench: any): MeasuredInputs {
   const units = bench.e2e.scenario.units as number;
   return {
     service_unit_updates_per_cpu_s: bench.e2e.throughput.service.steady_snapshots_per_cpu_s.median * units,
-    bytes_per_unit: bench.core.bytes_per_unit_1m.median,
+    // Stored results from before the with-sums figure existed fall back to the figure without sums.
+    bytes_per_unit: (bench.core.bytes_per_unit_1m_with_sums ?? bench.core.bytes_per_unit_1m).median,
     base_rss_mb: bench.e2e.soak.rss_mb.warm,
     series_per_layer: bench.e2e.series.per_layer,
     series_per_instance: bench.e2e.series.other,
-    publisher_cpu_us_per_4096_snapshot: bench.e2e.publisher.gzip.cpu_us_per_snapshot.median,
+    publisher_cpu_us_per_4096_snapshot: (bench.e2e.publisher.zstd ?? bench.e2e.publisher.gzip)
+      .cpu_us_per_snapshot.median,
   };
 }
 
@@ -194,7 +200,7 @@ export function renderScaling(bench: unknown, source: string): string {
       row("training runs", (p) => n(p.runs)),
       row("snapshots (messages) / s", (p) => n(p.messages_per_s, 1)),
       row("unit-updates / s", (p) => n(p.unit_updates_per_s)),
-      row("MB/s on the wire (gzip) / Avro", (p) => `${n(p.wire_mb_per_s, 1)} / ${n(p.raw_mb_per_s, 1)}`),
+      row("MB/s on the wire (zstd) / Avro", (p) => `${n(p.wire_mb_per_s, 1)} / ${n(p.raw_mb_per_s, 1)}`),
       row("consumer cores at 50% CPU", (p) => n(p.consumer_cores, 2)),
       row("consumer instances (1 core each)", (p) => n(p.instances)),
       row("partitions", (p) => n(p.partitions)),
@@ -223,17 +229,17 @@ export function renderScaling(bench: unknown, source: string): string {
     `A model with ${MODEL.layers} ReLU-family MLP layers of ${n(MODEL.units)} units, trained at ${MODEL.steps_per_s} steps/s;`,
     `every GPU is a data-parallel rank and publishes one counts snapshot per layer every ${MODEL.interval_steps} steps`,
     `(${n((MODEL.layers * MODEL.steps_per_s) / MODEL.interval_steps, 2)} snapshots/s per GPU). Snapshot sizes come from encoding a simulated`,
-    "snapshot of that width (and gzip-compressing it, as the publisher does), not from estimates.",
+    "snapshot of that width (and zstd-compressing it, as the publishers do by default), not from estimates.",
     "",
     "## Measured inputs",
     "",
     "| input | value | from |",
     "| --- | --- | --- |",
     `| consumer cost | ${n(m.service_unit_updates_per_cpu_s / 1e6, 1)}M unit-updates per CPU-second | e2e: service in the steady state, snapshots per CPU-second × units |`,
-    `| detector state | ${n(m.bytes_per_unit, 1)} bytes per tracked unit | core: bytes/unit at 1M units |`,
+    `| detector state | ${n(m.bytes_per_unit, 1)} bytes per tracked unit | core: bytes/unit at 1M units, with sums |`,
     `| service base RSS | ${n(m.base_rss_mb)} MB | soak: RSS after warm-up (48 layers × 4096 units tracked) |`,
     `| Prometheus series | ${n(m.series_per_layer, 1)} per (run, layer), ${n(m.series_per_instance)} per instance | counted on a live /metrics scrape |`,
-    `| publisher cost | ${n(m.publisher_cpu_us_per_4096_snapshot)} µs CPU per 4096-unit snapshot (gzip) | e2e: publisher |`,
+    `| publisher cost | ${n(m.publisher_cpu_us_per_4096_snapshot)} µs CPU per 4096-unit snapshot (zstd) | e2e: publisher |`,
     "",
     "## Assumptions (not measured here)",
     "",

@@ -1,5 +1,24 @@
 /** The snapshot contract's codec: the one import other modules need. */
 
+export {
+  CHECKPOINT_FORMAT_VERSION,
+  type CheckpointMigration,
+  type CheckpointPosition,
+  type CheckpointRecord,
+  checkpointKeys,
+  DEFAULT_CHUNK_BYTES,
+  type DecodeCheckpointOptions,
+  type DecodedCheckpoint,
+  decodeCheckpoint,
+  type EncodeCheckpointOptions,
+  encodeCheckpoint,
+  parseCheckpointKey,
+} from "./checkpoint-codec.js";
+export {
+  CHECKPOINT_ERROR_CODES,
+  CheckpointCodecError,
+  type CheckpointErrorCode,
+} from "./checkpoint-errors.js";
 export { type ContainerWriteOptions, readSnapshotContainer, writeSnapshotContainer } from "./container.js";
 export { crc64Avro, fingerprintBytes, fingerprintHex } from "./crc64.js";
 export {

@@ -19,6 +19,7 @@
  * then `detector.flush()` for the verdicts of the last, still open bucket.
  */
 import { samplesNeeded } from "./bound.js";
+import { checkpointRecord, type LayerCheckpoint, restoreRecord } from "./checkpoint.js";
 import { type ClassifyParams, classifyLayer } from "./classify.js";
 import { type DetectorConfig, resolveDetectorConfig } from "./config.js";
 import { type LayerRecord, newLayerRecord } from "./layer-record.js";
@@ -304,6 +305,34 @@ export class Detector {
   /** Changes whenever anything the layer's views show may have changed; undefined when not tracked. */
   layerVersion(run_id: string, layer: string): number | undefined {
     return this.runs.get(run_id)?.get(layer)?.version;
+  }
+
+  /**
+   * The complete state of one layer, or undefined when it is not tracked. Its
+   * typed arrays are views of the live state: encode or restore it before the
+   * next apply, flush or drop.
+   */
+  checkpoint(run_id: string, layer: string): LayerCheckpoint | undefined {
+    const rec = this.runs.get(run_id)?.get(layer);
+    return rec === undefined ? undefined : checkpointRecord(rec);
+  }
+
+  /**
+   * Makes the layer of `cp` hold exactly what it held when `cp` was taken,
+   * replacing whatever this detector had for it (the arrays are copied).
+   * Throws CheckpointError when `cp` was taken under another window_steps or
+   * window_buckets, or does not hold together; the detector is then unchanged.
+   */
+  restore(cp: LayerCheckpoint): void {
+    const rec = restoreRecord(cp, this.config.window_steps, this.config.window_buckets);
+    let layers = this.runs.get(cp.run_id);
+    if (layers === undefined) {
+      layers = new Map();
+      this.runs.set(cp.run_id, layers);
+    }
+    // A version the replaced record never had, so views cached from it are refreshed.
+    rec.version = (layers.get(cp.layer)?.version ?? 0) + 1;
+    layers.set(cp.layer, rec);
   }
 
   /** Forgets a layer (its partition was revoked); true when it was tracked. */

@@ -389,6 +389,91 @@ export class LayerState {
     return seg.window - this.nonfiniteInWindow(j);
   }
 
+  /**
+   * Everything this layer holds, for a checkpoint. The typed arrays are views
+   * of the live state, not copies: encode the image (or restore it) before
+   * the layer changes again.
+   */
+  image(): LayerStateImage {
+    return {
+      units: this.units,
+      windowSteps: this.clock.width * this.clock.buckets,
+      buckets: this.clock.buckets,
+      head: this.head,
+      newestStep: this.newestStep,
+      origin: this.origin,
+      newestRel: this.newestRel,
+      sumGroupIds: Array.from(this.sumGroupIds),
+      segments: this.segments.list.map((s) => ({
+        start: s.start,
+        end: s.end,
+        samples: Array.from(s.samples),
+        statSamples: Array.from(s.statSamples),
+        window: s.window,
+        expired: s.expired,
+      })),
+      seen: this.seen.map((keys) => [...keys]),
+      verdicts: this.verdicts.map((units) => Uint32Array.from(units)),
+      fires: this.fires,
+      windowFires: this.windowFires,
+      lastFire: this.lastFire,
+      silentExpired: this.silentExpired,
+      deathFires: this.deathFires,
+      deathSamples: this.deathSamples,
+      state: this.state,
+      flags: this.flags,
+      absSum: this.absSum,
+      sqSum: this.sqSum,
+      nonfinite: [...this.nonfinite],
+    };
+  }
+
+  /**
+   * A layer holding exactly what `image` describes (copied, so the image's
+   * arrays stay the caller's). Throws CheckpointError when the image does not
+   * fit its own shape: a unit count, bucket count or array length that disagree.
+   */
+  static fromImage(img: LayerStateImage): LayerState {
+    checkImage(img);
+    const layer = new LayerState(img.units, img.windowSteps, img.buckets);
+    layer.head = img.head;
+    layer.newestStep = img.newestStep;
+    layer.origin = img.origin;
+    layer.newestRel = img.newestRel;
+    layer.sumGroupIds.set(img.sumGroupIds);
+    layer.segments.list.splice(
+      0,
+      layer.segments.list.length,
+      ...img.segments.map((s) => ({
+        start: s.start,
+        end: s.end,
+        samples: Float64Array.from(s.samples),
+        statSamples: Float64Array.from(s.statSamples),
+        window: s.window,
+        expired: s.expired,
+      })),
+    );
+    for (let b = 0; b < img.buckets; b++) {
+      for (const key of img.seen[b]!) layer.seen[b]!.add(key);
+      layer.verdicts[b] = Array.from(img.verdicts[b]!);
+      layer.fires[b]!.set(img.fires[b]!);
+      const bad = img.nonfinite[b];
+      layer.nonfinite[b] = bad ? bad.slice() : null;
+    }
+    layer.windowFires.set(img.windowFires);
+    layer.lastFire.set(img.lastFire);
+    layer.silentExpired.set(img.silentExpired);
+    layer.deathFires.set(img.deathFires);
+    layer.deathSamples.set(img.deathSamples);
+    layer.state.set(img.state);
+    layer.flags.set(img.flags);
+    if (img.absSum !== null && img.sqSum !== null) {
+      layer.absSum = img.absSum.map((a) => a.slice());
+      layer.sqSum = img.sqSum.map((a) => a.slice());
+    }
+    return layer;
+  }
+
   /** Bytes of typed-array storage this layer holds. */
   bytes(): number {
     const B = this.clock.buckets;
@@ -397,4 +482,111 @@ export class LayerState {
     for (const a of this.nonfinite) if (a !== null) n += a.byteLength;
     return n;
   }
+}
+
+/** A segment of a LayerStateImage: Segment with plain arrays. */
+export interface SegmentImage {
+  start: number;
+  end: number;
+  samples: number[];
+  statSamples: number[];
+  window: number;
+  expired: number;
+}
+
+/**
+ * The complete state of one layer as plain data: what LayerState.image gives
+ * and LayerState.fromImage takes. Per-unit data stays in typed arrays (one per
+ * bucket slot where the state keeps one per slot); the rest is small: a few
+ * numbers per segment, per bucket and per snapshot key.
+ */
+export interface LayerStateImage {
+  units: number;
+  windowSteps: number;
+  buckets: number;
+  /** NaN before the first snapshot, like head, newestStep and origin. */
+  head: number;
+  newestStep: number;
+  origin: number;
+  newestRel: number;
+  /** Bucket group per sum slot, NaN where none. */
+  sumGroupIds: number[];
+  segments: SegmentImage[];
+  /** Redelivery keys per bucket slot. */
+  seen: string[][];
+  /** Units given a DEAD verdict by the pass of each bucket slot. */
+  verdicts: Uint32Array[];
+  /** Fires per bucket slot (each of length units). */
+  fires: Uint32Array[];
+  windowFires: Uint32Array;
+  lastFire: Int32Array;
+  silentExpired: Uint32Array;
+  deathFires: Uint32Array;
+  deathSamples: Uint32Array;
+  state: Uint8Array;
+  flags: Uint8Array;
+  /** Per sum slot, or null when no snapshot carried sums. */
+  absSum: Float32Array[] | null;
+  sqSum: Float32Array[] | null;
+  /** Per bucket slot, null where the bucket saw no non-finite sample. */
+  nonfinite: Array<Uint32Array | null>;
+}
+
+export class CheckpointError extends Error {
+  override readonly name = "CheckpointError";
+}
+
+/** The shape checks fromImage relies on, so a bad image fails whole instead of restoring half a layer. */
+function checkImage(img: LayerStateImage): void {
+  const { units: N, buckets: B } = img;
+  const problems: string[] = [];
+  if (!(Number.isSafeInteger(N) && N >= 1)) problems.push(`units ${N}`);
+  if (!(Number.isSafeInteger(B) && B >= 1)) problems.push(`buckets ${B}`);
+  if (problems.length > 0) throw new CheckpointError(`layer image: bad ${problems.join(", ")}`);
+  const sumSlots = Math.ceil(B / (B >= 2 ? 2 : 1));
+  const perSlot = (name: string, list: ArrayLike<unknown> | null, slots: number) => {
+    if (list !== null && list.length !== slots)
+      problems.push(`${name} has ${list.length} slots, not ${slots}`);
+  };
+  const perUnit = (name: string, a: ArrayLike<number> | null) => {
+    if (a !== null && a.length !== N) problems.push(`${name} has ${a.length} units, not ${N}`);
+  };
+  perSlot("fires", img.fires, B);
+  perSlot("seen", img.seen, B);
+  perSlot("verdicts", img.verdicts, B);
+  perSlot("nonfinite", img.nonfinite, B);
+  perSlot("sumGroupIds", img.sumGroupIds, sumSlots);
+  perSlot("absSum", img.absSum, sumSlots);
+  perSlot("sqSum", img.sqSum, sumSlots);
+  if ((img.absSum === null) !== (img.sqSum === null)) problems.push("absSum and sqSum must come together");
+  for (const [i, a] of img.fires.entries()) perUnit(`fires[${i}]`, a);
+  for (const [i, a] of img.nonfinite.entries()) perUnit(`nonfinite[${i}]`, a);
+  for (const [i, a] of (img.absSum ?? []).entries()) perUnit(`absSum[${i}]`, a);
+  for (const [i, a] of (img.sqSum ?? []).entries()) perUnit(`sqSum[${i}]`, a);
+  perUnit("windowFires", img.windowFires);
+  perUnit("lastFire", img.lastFire);
+  perUnit("silentExpired", img.silentExpired);
+  perUnit("deathFires", img.deathFires);
+  perUnit("deathSamples", img.deathSamples);
+  perUnit("state", img.state);
+  perUnit("flags", img.flags);
+  for (const [i, v] of img.verdicts.entries()) {
+    if (v.some((j) => j >= N)) problems.push(`verdicts[${i}] names a unit outside the layer`);
+  }
+  for (let j = 0; j < img.state.length; j++) {
+    if (img.state[j]! > DEAD) {
+      problems.push(`unit ${j} has state ${img.state[j]}, which is no state`);
+      break;
+    }
+  }
+  let at = 0;
+  for (const s of img.segments) {
+    if (s.start !== at || !(s.end > s.start) || s.samples.length !== B || s.statSamples.length !== sumSlots) {
+      problems.push(`segment [${s.start}, ${s.end}) does not continue the cover at ${at} with ${B} buckets`);
+      break;
+    }
+    at = s.end;
+  }
+  if (at !== N) problems.push(`segments cover ${at} of ${N} units`);
+  if (problems.length > 0) throw new CheckpointError(`layer image: ${problems.join("; ")}`);
 }

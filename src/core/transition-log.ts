@@ -89,6 +89,39 @@ class Ring {
     return this.unit.length * 21;
   }
 
+  image(): RingImage {
+    return {
+      written: this.written,
+      unit: this.unit,
+      code: this.code,
+      step: this.step,
+      rate: this.rate,
+      bound: this.bound,
+    };
+  }
+
+  /** Takes over an image's arrays (the caller hands over copies). */
+  load(img: RingImage): void {
+    const n = img.unit.length;
+    const lengths = [img.code.length, img.step.length, img.rate.length, img.bound.length];
+    if (
+      n > this.capacity ||
+      lengths.some((l) => l !== n) ||
+      !(img.written >= 0) ||
+      (n === 0 && img.written > 0)
+    ) {
+      throw new RangeError(
+        `a transition ring of ${n} entries (${img.written} written) does not fit capacity ${this.capacity}`,
+      );
+    }
+    this.written = img.written;
+    this.unit = img.unit;
+    this.code = img.code;
+    this.step = img.step;
+    this.rate = img.rate;
+    this.bound = img.bound;
+  }
+
   collect(keep: (i: number) => boolean, limit: number): LoggedTransition[] {
     const out: LoggedTransition[] = [];
     for (let k = 1; k <= this.size && out.length < limit; k++) {
@@ -110,6 +143,22 @@ class Ring {
       rate_upper_bound: this.bound[i]!,
     };
   }
+}
+
+/** A ring's entries as arrays, for checkpoints: `written` counts every entry ever added. */
+export interface RingImage {
+  written: number;
+  unit: Uint32Array;
+  code: Uint8Array;
+  step: Float64Array;
+  rate: Float32Array;
+  bound: Float32Array;
+}
+
+/** A log's two rings, for checkpoints. */
+export interface TransitionLogImage {
+  deaths: RingImage;
+  others: RingImage;
 }
 
 export class TransitionLog {
@@ -139,6 +188,19 @@ export class TransitionLog {
 
   bytes(): number {
     return this.deaths.bytes() + this.others.bytes();
+  }
+
+  /** The rings as they are; the arrays are live views. */
+  image(): TransitionLogImage {
+    return { deaths: this.deaths.image(), others: this.others.image() };
+  }
+
+  /** A log of a `units`-unit layer holding what `img` holds (its arrays are taken over, not copied). */
+  static fromImage(units: number, img: TransitionLogImage): TransitionLog {
+    const log = new TransitionLog(units);
+    log.deaths.load(img.deaths);
+    log.others.load(img.others);
+    return log;
   }
 
   /** Both rings' picks, newest step first (a death before another change of the same step). */

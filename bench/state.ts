@@ -1,0 +1,158 @@
+/**
+ * Checkpoint cost: `npx tsx bench/state.ts [--quick]`. Builds layers of 1M
+ * units whose whole window is full (12 bucket-closing snapshots from two
+ * tensor-parallel shards, with abs/sq sums and a few NaN counts, so every
+ * array a checkpoint holds is populated), then times per layer:
+ * Detector.checkpoint + encodeCheckpoint, decodeCheckpoint, Detector.restore.
+ * Bytes are the record values as written; zstd bytes are those values
+ * compressed at level 3 (what a zstd producer would ship; Kafka compresses
+ * batches, so this is an estimate). Prints one JSON document.
+ *
+ * Configurations: 1 layer × 1M units without sums, 1 × 1M with sums,
+ * 10 layers × 1M with sums (10M tracked units).
+ */
+import { constants, zstdCompressSync } from "node:zlib";
+import { decodeCheckpoint, encodeCheckpoint } from "../src/codec/index.js";
+import { type ActivationSnapshot, Detector } from "../src/core/index.js";
+import { figure, load1, machine } from "./lib/stats.js";
+
+const quick = process.argv.includes("--quick");
+const RUNS = quick ? 1 : 3;
+const UNITS = 1 << 20;
+
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 4294967296;
+  };
+}
+
+function snapshot(
+  layer: string,
+  step: number,
+  offset: number,
+  count: number,
+  sums: boolean,
+  rand: () => number,
+): ActivationSnapshot {
+  const samples = 512;
+  const fires = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    // A quarter of the units never fire (they die), the rest at rates up to 50%.
+    const j = offset + i;
+    fires[i] = j % 4 === 0 ? 0 : Math.floor(rand() * samples * 0.5);
+  }
+  const nonfinite = new Uint32Array(count);
+  if (step === 1100) for (let i = 0; i < count; i += 997) nonfinite[i] = 1;
+  return {
+    run_id: "bench",
+    layer,
+    rank: 0,
+    step,
+    time: 1_700_000_000_000 + step,
+    unit_offset: offset,
+    unit_count: count,
+    layer_units: UNITS,
+    samples,
+    stats: {
+      kind: "counts",
+      fires,
+      abs_sum: sums ? Float32Array.from(fires, (f) => f * 0.7) : null,
+      sq_sum: sums ? Float32Array.from(fires, (f) => f * 0.9) : null,
+      nonfinite,
+    },
+  };
+}
+
+function build(layers: number, sums: boolean): Detector {
+  const d = new Detector();
+  const rand = lcg(7);
+  const half = UNITS / 2;
+  for (let l = 0; l < layers; l++) {
+    for (let step = 0; step <= 1100; step += 100) {
+      for (const [offset, count] of [
+        [0, half],
+        [half, half],
+      ] as const) {
+        const s = snapshot(`blocks.${l}.mlp.fc1`, step, offset, count, sums, rand);
+        d.apply(s, s.time);
+      }
+    }
+  }
+  return d;
+}
+
+function seconds(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function measure(layers: number, sums: boolean) {
+  const d = build(layers, sums);
+  const encode: number[] = [];
+  const decode: number[] = [];
+  const restore: number[] = [];
+  let bytes = 0;
+  let zstd = 0;
+  let records = 0;
+  let largest = 0;
+  for (let run = 0; run < RUNS; run++) {
+    const fresh = new Detector();
+    let enc = 0;
+    let dec = 0;
+    let res = 0;
+    bytes = 0;
+    records = 0;
+    for (const { run_id, layer } of d.layerIds()) {
+      let out: ReturnType<typeof encodeCheckpoint> = [];
+      enc += seconds(() => {
+        out = encodeCheckpoint(d.checkpoint(run_id, layer)!, [{ partition: 0, offset: "123456" }]);
+      });
+      let decoded: ReturnType<typeof decodeCheckpoint> | undefined;
+      dec += seconds(() => {
+        decoded = decodeCheckpoint(out);
+      });
+      res += seconds(() => fresh.restore(decoded!.checkpoint));
+      for (const r of out) {
+        bytes += r.value!.byteLength;
+        largest = Math.max(largest, Buffer.byteLength(r.key) + r.value!.byteLength);
+        if (run === 0) {
+          zstd += zstdCompressSync(r.value!, {
+            params: { [constants.ZSTD_c_compressionLevel]: 3 },
+          }).byteLength;
+        }
+      }
+      records += out.length;
+    }
+    encode.push(enc);
+    decode.push(dec);
+    restore.push(res);
+    if (JSON.stringify(fresh.summaries()) !== JSON.stringify(d.summaries())) {
+      throw new Error("the restored detector's summaries differ from the original's");
+    }
+  }
+  const units = layers * UNITS;
+  return {
+    layers,
+    units,
+    sums,
+    state_bytes: d.stateBytes(),
+    records,
+    largest_record_bytes: largest,
+    bytes,
+    bytes_per_unit: bytes / units,
+    zstd_bytes: zstd,
+    zstd_bytes_per_unit: zstd / units,
+    encode_s: figure(encode),
+    decode_s: figure(decode),
+    restore_s: figure(restore),
+  };
+}
+
+const before = load1();
+const results = [measure(1, false), measure(1, true), measure(10, true)];
+process.stdout.write(
+  `${JSON.stringify({ command: `npx tsx bench/state.ts${quick ? " --quick" : ""}`, machine: machine(), load1: [before, load1()], runs: RUNS, results }, null, 2)}\n`,
+);
