@@ -6,7 +6,7 @@ import { addOptionFlags, type LimitSettings, loadSettings, loadSettingsOrExit } 
 import { Detector, type UnitTransition } from "../core/index.js";
 import { createLogger, type Logger } from "../log.js";
 import { REJECT_REASONS, SnapshotProcessor } from "../service/snapshot-processor.js";
-import { RejectedRecordError, StreamTask } from "../service/stream-task.js";
+import { StreamTask } from "../service/stream-task.js";
 import { Telemetry } from "../service/telemetry.js";
 import { HttpServer } from "../sink/http-server.js";
 import { Exporter } from "../sink/prometheus.js";
@@ -92,22 +92,19 @@ export async function replayFiles(
     idleFlushMs: defaults.idle_flush_ms,
     runIdleTimeoutMs: defaults.run_idle_timeout_ms,
   });
-  let failure: Error | undefined;
-  void task.failed.then((err) => {
-    failure = err;
-  });
   try {
     await task.start();
-    await task.finish();
   } catch (err) {
     if (err instanceof ContainerReadError) throw new ReplayError(err.file, -1, err.message, { cause: err });
     throw err;
   }
-  await Promise.resolve();
-  if (failure instanceof RejectedRecordError) {
-    throw new ReplayError(failure.at.topic, Number(failure.at.offset), failure.message, { cause: failure });
+  const rejected = task.rejection();
+  if (rejected) {
+    throw new ReplayError(rejected.at.topic, Number(rejected.at.offset), rejected.message, {
+      cause: rejected,
+    });
   }
-  if (failure) throw failure;
+  await task.finish();
   const counts = await exporter.snapshotCounts();
   const results = { ok: counts.ok ?? 0, duplicate: counts.duplicate ?? 0, late: counts.late ?? 0 };
   for (const k of ["invalid", "over_limit"])

@@ -91,6 +91,8 @@ export class StreamTask implements SourceHandler {
   private stopping = false;
   private punctuator: NodeJS.Timeout | undefined;
   private fail: (err: Error) => void = () => {};
+  /** The record that stopped the task under `on_invalid: fail`, once one did. */
+  private rejected: RejectedRecordError | undefined;
   /** Resolves when the task stopped for good: the source failed, or a record under `on_invalid: fail`. */
   readonly failed: Promise<Error>;
 
@@ -119,6 +121,11 @@ export class StreamTask implements SourceHandler {
       this.source.notReadyReason() ??
       (this.restoring ? "rebuilding windows of newly assigned partitions" : undefined)
     );
+  }
+
+  /** The rejected record that stopped the task under `on_invalid: fail`, if one did. */
+  rejection(): RejectedRecordError | undefined {
+    return this.rejected;
   }
 
   /** Partitions owned now (for tests and the API). */
@@ -341,6 +348,7 @@ export class StreamTask implements SourceHandler {
     }
     if (failure) {
       this.stopping = true;
+      this.rejected ??= failure;
       this.fail(failure);
     }
     return last;

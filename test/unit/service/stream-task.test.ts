@@ -339,6 +339,7 @@ describe("StreamTask", () => {
     );
     const err = await fail.task.failed;
     assert.ok(err instanceof RejectedRecordError);
+    assert.equal(fail.task.rejection(), err);
     assert.equal(err.reason, "bad_magic");
     assert.deepEqual(err.at, { topic: TOPIC, partition: 0, offset: "2" });
     assert.deepEqual(fail.source.commits, [[0, 2n]]);
