@@ -148,7 +148,7 @@ describe("the unit explorer in chromium, against a consumer fed by the broker", 
     await page.waitForSelector("[data-testid=map-tooltip]:not([hidden])");
     assert.match(
       (await page.textContent("[data-testid=map-tooltip]")) ?? "",
-      new RegExp(`^unit ${dead.unit} · dead`),
+      new RegExp(`^unit ${dead.unit} · dead.*since its last fire: rate < \\S+ at 99\\.9% confidence$`),
     );
     await shot(page, "layer");
     await page.screenshot({

@@ -186,7 +186,8 @@ export class LayerMapCanvas {
       h("strong", {}, `unit ${u}`),
       ` · ${stateLabel(this.state(u))}${extra ? ` (${extra})` : ""}`,
       h("br"),
-      `rate ${fmtRate(map.firing_rate[u]!)} · rate < ${fmtRate(map.rate_upper_bound[u]!)} with ${(this.confidence() * 100).toFixed(1)}% confidence`,
+      // Two different rates: the window's average, and the bound the silence since the last fire proves.
+      `window rate ${fmtRate(map.firing_rate[u]!)} · since its last fire: rate < ${fmtRate(map.rate_upper_bound[u]!)} at ${(this.confidence() * 100).toFixed(1)}% confidence`,
     );
     this.tooltip.hidden = false;
     const box = this.canvas.parentElement!.getBoundingClientRect();
