@@ -54,9 +54,10 @@ build: install ## compile TypeScript to dist/ and bundle the unit explorer into 
 	@chmod +x dist/src/cli/main.js
 	node --import tsx src/ui/build.ts dist/ui
 
-lint: install ## formatter+linter (Biome) and type check (tsc --noEmit)
+lint: install ## formatter+linter (Biome), type check (tsc --noEmit), import rules (dependency-cruiser)
 	npx biome check .
 	npx tsc --noEmit -p tsconfig.json
+	npx depcruise src --config .dependency-cruiser.cjs
 	npx tsc --noEmit -p src/ui/client/tsconfig.json
 
 format: install ## apply Biome's formatting and safe fixes

@@ -30,6 +30,7 @@ import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import { runSimulate } from "../src/cli/simulate-command.js";
 import { encodeSnapshot } from "../src/codec/index.js";
+import { loadSettings } from "../src/config/index.js";
 import type { ActivationSnapshot } from "../src/core/snapshot.js";
 import { type PublisherCompression, SnapshotPublisher } from "../src/publisher/snapshot-publisher.js";
 import { generateFleet, resolveScenario, type Scenario } from "../src/sim/index.js";
@@ -229,7 +230,7 @@ async function measureThroughput() {
   const fillStart = Date.now();
   const filled = await runSimulate({
     scenario: benchScenario(STEPS),
-    brokers,
+    kafka: loadSettings({ flags: { brokers: brokers.join(",") }, env: {}, groups: ["kafka"] }).kafka,
     topic: fillTopic,
     compression: "gzip",
   });

@@ -14,13 +14,14 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Consumer as PlatformaticConsumer } from "@platformatic/kafka";
 import { Kafka, logLevel } from "kafkajs";
-import { loadSettings } from "../../src/config/index.js";
+import { CONSUME_GROUPS, loadSettings } from "../../src/config/index.js";
 import { Detector } from "../../src/core/index.js";
 import { createLogger } from "../../src/log.js";
 import { startConsumerService } from "../../src/service/consumer-service.js";
 import { SnapshotProcessor } from "../../src/service/snapshot-processor.js";
 import { Telemetry } from "../../src/service/telemetry.js";
 import { Exporter } from "../../src/sink/prometheus.js";
+import type { SourceRecord } from "../../src/source/source.js";
 
 export type WorkerMode =
   | "kafkajs-fetch"
@@ -105,16 +106,20 @@ function handled(n: number): void {
   }
 }
 
-function silentProcessor(): SnapshotProcessor {
+/** The service's per-record work: decode, limits, detector, and telemetry of the effects. */
+function silentProcessor(): (record: SourceRecord, now: number) => void {
   const detector = new Detector();
   const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 0, processMetrics: false });
   const limits = {
-    max_runs: 1000,
+    max_tracked_units: 1 << 30,
     max_layers_per_run: 100_000,
     max_units_per_layer: 1 << 24,
     max_message_bytes: 16 << 20,
   };
-  return new SnapshotProcessor(detector, limits, new Telemetry(createLogger("bench", "warn"), exporter));
+  const processor = new SnapshotProcessor(detector, { limits, evictIdleMs: 60_000, clock: "wall" });
+  const telemetry = new Telemetry(createLogger("bench", "warn"), exporter);
+  const encoding = { kind: "single-object" } as const;
+  return (record, now) => telemetry.record(processor.process(record, encoding, now).events);
 }
 
 const stoppers: Array<() => Promise<void>> = [];
@@ -139,8 +144,8 @@ async function runKafkajs(apply: boolean): Promise<void> {
       if (processor) {
         const now = Date.now();
         for (const m of batch.messages) {
-          processor.process(
-            { topic: batch.topic, partition: batch.partition, offset: m.offset, value: m.value },
+          processor(
+            { topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value },
             now,
           );
         }
@@ -172,8 +177,8 @@ async function runPlatformatic(apply: boolean): Promise<void> {
   joined();
   stream.on("data", (m) => {
     if (processor) {
-      processor.process(
-        { topic: m.topic, partition: m.partition, offset: String(m.offset), value: m.value },
+      processor(
+        { topic: m.topic, partition: m.partition, offset: String(m.offset), key: null, value: m.value },
         Date.now(),
       );
     }
@@ -201,7 +206,7 @@ async function runService(): Promise<void> {
         : {}),
     },
     env: {},
-    groups: ["kafka", "service", "detector", "limits"],
+    groups: CONSUME_GROUPS,
   });
   const service = await startConsumerService(settings);
   const counter = service.exporter.registry.getSingleMetric("reluwatch_snapshots_total");

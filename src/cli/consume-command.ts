@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { addOptionFlags, loadSettingsOrExit } from "../config/index.js";
+import { addOptionFlags, CONSUME_GROUPS, loadSettingsOrExit } from "../config/index.js";
 import { createLogger } from "../log.js";
 import { startConsumerService } from "../service/consumer-service.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
@@ -14,9 +14,9 @@ export function registerConsumeCommand(program: Command): void {
     .description(
       "consume snapshots from Kafka; serve /metrics, /healthz, /readyz, /api and the unit explorer at /ui/; emit transition events",
     );
-  addOptionFlags(command, ["kafka", "service", "detector", "limits"]);
+  addOptionFlags(command, CONSUME_GROUPS);
   command.action(async (opts: Record<string, unknown>) => {
-    const settings = loadSettingsOrExit(opts, ["kafka", "service", "detector", "limits"]);
+    const settings = loadSettingsOrExit(opts, [...CONSUME_GROUPS]);
     const log = createLogger("consume", settings.log_level);
     const service = await startConsumerService(settings, log).catch((err: unknown) => {
       const code = (err as NodeJS.ErrnoException).code;

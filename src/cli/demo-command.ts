@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { addOptionFlags, envOf, loadSettingsOrExit, OPTION_SPECS } from "../config/index.js";
+import { addOptionFlags, CONSUME_GROUPS, envOf, loadSettingsOrExit, OPTION_SPECS } from "../config/index.js";
 import type { Settings } from "../config/load.js";
 import { runLiveDemo, runTrainerOnly } from "../demo/live-demo.js";
 import { DEFAULT_TRAINER_OPTIONS as D, type DemoTrainerOptions } from "../demo/trainer.js";
@@ -8,7 +8,7 @@ import { createLogger } from "../log.js";
 import { int, num, share, stepOrNone } from "./arg-parsers.js";
 import { exitOnFatal, fatalLine } from "./fatal.js";
 
-const GROUPS = ["kafka", "service", "detector", "limits"] as const;
+const GROUPS = CONSUME_GROUPS;
 
 /** The demo's own flags; the Kafka, service and detector ones come from addOptionFlags. */
 interface DemoFlags {

@@ -11,17 +11,19 @@ import { rm } from "node:fs/promises";
 import { type Command, InvalidArgumentError } from "commander";
 import kafkajs from "kafkajs";
 import { CodecError, decodeSnapshot, writeSnapshotContainer } from "../codec/index.js";
+import { addOptionFlags, type KafkaSettings, loadSettingsOrExit } from "../config/index.js";
 import type { ActivationSnapshot } from "../core/snapshot.js";
 import { createLogger } from "../log.js";
-import { registerZstdCodec } from "../source/kafka-zstd.js";
+import { createKafka } from "../source/kafka-client.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { exitOnFatal } from "./fatal.js";
 import { type Progress, progressBar } from "./progress.js";
 
-const { Kafka, logLevel } = kafkajs;
+const { logLevel } = kafkajs;
 
 export interface RecordOptions {
-  brokers: string[];
+  /** The connection: brokers, TLS, SASL (the `kafka` settings, as consume takes them). */
+  kafka: KafkaSettings;
   topic: string;
   out: string;
   /** First offset to copy in every partition (inclusive). Default: the earliest retained. */
@@ -34,8 +36,8 @@ export interface RecordOptions {
   until?: number;
   /** Stop after this many snapshots. */
   max?: number;
-  /** Fail on the first message that does not decode, instead of skipping it. */
-  strict?: boolean;
+  /** A message that does not decode: skipped and counted (default), or the end of the recording. */
+  onInvalid?: "skip" | "fail";
   /** How long to wait for the brokers and the topic before giving up; 0 tries once. */
   waitMs?: number;
   progress?: Progress;
@@ -101,16 +103,9 @@ export const RECORD_WAIT_MS = 30_000;
 
 export async function recordTopic(opts: RecordOptions): Promise<RecordSummary> {
   const log = createLogger("record");
-  registerZstdCodec();
-  await waitForTopic(
-    { brokers: opts.brokers, client_id: "reluwatch-record", ssl: false, ssl_reject_unauthorized: true },
-    { topic: opts.topic, timeoutMs: opts.waitMs ?? RECORD_WAIT_MS, log },
-  );
-  const kafka = new Kafka({
-    clientId: "reluwatch-record",
-    brokers: opts.brokers,
-    logLevel: logLevel.NOTHING,
-  });
+  await waitForTopic(opts.kafka, { topic: opts.topic, timeoutMs: opts.waitMs ?? RECORD_WAIT_MS, log });
+  // Failures reach the user as the command's one error line; kafkajs's own retry logs would bury it.
+  const kafka = createKafka(opts.kafka, undefined, { logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
   const ranges: Record<number, [number, number]> = {};
@@ -179,7 +174,7 @@ export async function recordTopic(opts: RecordOptions): Promise<RecordSummary> {
               summary.records++;
               opts.progress?.tick();
             } catch (err) {
-              if (!(err instanceof CodecError) || opts.strict) {
+              if (!(err instanceof CodecError) || opts.onInvalid === "fail") {
                 done(err);
                 return;
               }
@@ -237,11 +232,12 @@ export function timeArg(v: string): number {
   return n;
 }
 
+const RECORD_GROUPS = ["kafka", "input"] as const;
+
 export function registerRecordCommand(program: Command): void {
-  program
+  const command = program
     .command("record")
     .description("copy a topic's snapshots (or an offset or time range) to an Avro container file")
-    .requiredOption("--brokers <list>", "comma-separated host:port")
     .requiredOption("--topic <topic>", "the snapshot topic")
     .requiredOption("--out <file>", "container file to write (deflate)")
     .option("--from-offset <n>", "first offset in every partition (inclusive)", offsetArg)
@@ -253,23 +249,41 @@ export function registerRecordCommand(program: Command): void {
     )
     .option("--until <time>", "only messages with a Kafka timestamp before this (ISO or epoch ms)", timeArg)
     .option("--max <n>", "stop after this many snapshots", offsetArg)
-    .option("--strict", "fail on a message that is not a valid snapshot instead of skipping it")
+    .option("--strict", "the same as --on-invalid fail")
     .option(
       "--wait-ms <ms>",
       "how long to wait for the brokers and the topic before giving up (0: try once)",
       millisArg,
       RECORD_WAIT_MS,
-    )
-    .action(async (flags: Omit<RecordOptions, "brokers"> & { brokers: string }) => {
-      const brokers = flags.brokers
-        .split(",")
-        .map((b) => b.trim())
-        .filter(Boolean);
+    );
+  addOptionFlags(command, RECORD_GROUPS);
+  command.action(
+    async (
+      flags: Omit<RecordOptions, "kafka" | "onInvalid"> & { strict?: boolean } & Record<string, unknown>,
+    ) => {
+      const settings = loadSettingsOrExit(flags, [...RECORD_GROUPS]);
+      const onInvalid = flags.strict ? "fail" : (settings.on_invalid ?? "skip");
+      if (onInvalid === "dead_letter") {
+        process.stderr.write(
+          "reluwatch: invalid setting on_invalid: record has no dead-letter topic; use skip or fail\n",
+        );
+        process.exit(2);
+      }
+      const { brokers } = settings.kafka;
       const summary = await recordTopic({
-        ...flags,
-        brokers,
+        topic: flags.topic,
+        out: flags.out,
+        ...(flags.fromOffset !== undefined ? { fromOffset: flags.fromOffset } : {}),
+        ...(flags.toOffset !== undefined ? { toOffset: flags.toOffset } : {}),
+        ...(flags.since !== undefined ? { since: flags.since } : {}),
+        ...(flags.until !== undefined ? { until: flags.until } : {}),
+        ...(flags.max !== undefined ? { max: flags.max } : {}),
+        ...(flags.waitMs !== undefined ? { waitMs: flags.waitMs } : {}),
+        kafka: settings.kafka,
+        onInvalid,
         progress: progressBar("record", undefined),
       }).catch((err: unknown) => exitOnFatal("record", err, { brokers, topic: flags.topic }));
       process.stderr.write(`${JSON.stringify(summary)}\n`);
-    });
+    },
+  );
 }

@@ -2,11 +2,15 @@ import { closeSync, openSync, statSync, writeSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { CodecError, readSnapshotContainer } from "../codec/index.js";
-import { addOptionFlags, loadSettingsOrExit } from "../config/index.js";
-import { Detector, SnapshotShapeError, type UnitTransition } from "../core/index.js";
+import { addOptionFlags, type LimitSettings, loadSettings, loadSettingsOrExit } from "../config/index.js";
+import { Detector, type UnitTransition } from "../core/index.js";
+import { createLogger, type Logger } from "../log.js";
+import { REJECT_REASONS, SnapshotProcessor } from "../service/snapshot-processor.js";
+import { StreamTask } from "../service/stream-task.js";
+import { Telemetry } from "../service/telemetry.js";
 import { HttpServer } from "../sink/http-server.js";
 import { Exporter } from "../sink/prometheus.js";
+import { ContainerFileSource, ContainerReadError } from "../source/file-source.js";
 
 export interface ReplayResult {
   snapshots: number;
@@ -36,43 +40,75 @@ export class ReplayError extends Error {
   }
 }
 
+/** The settings replay reads: the consumer's detector, limits and on_invalid policy. */
+const REPLAY_GROUPS = ["detector", "limits", "input"] as const;
+
+export interface ReplayOptions {
+  /** The consumer's limits; their defaults when omitted. */
+  limits?: LimitSettings;
+  /** What a snapshot that does not decode or is over a limit does: fail the replay (default) or be skipped. */
+  onInvalid?: "skip" | "fail";
+  /** Counts into this exporter (the --metrics-out exposition); a private one when omitted. */
+  exporter?: Exporter;
+  log?: Logger;
+}
+
+/**
+ * Runs the files through the stream task, as `consume` runs a topic: the
+ * same decoding, limits and on_invalid policy, on the snapshots' own clock.
+ */
 export async function replayFiles(
   files: readonly string[],
   detector: Detector,
   onTransition: (t: UnitTransition) => void,
   onProgress?: (file: string, snapshots: number) => void,
+  options: ReplayOptions = {},
 ): Promise<ReplayResult> {
-  const results: Record<string, number> = { ok: 0, duplicate: 0, late: 0 };
+  const defaults = loadSettings({ flags: {}, env: {}, groups: ["service", "limits"] });
+  const exporter =
+    options.exporter ??
+    new Exporter(detector, { unitSeries: false, unitSeriesMax: 0, processMetrics: false });
+  const telemetry = new Telemetry(options.log ?? createLogger("replay", "error"), exporter);
+  const processor = new SnapshotProcessor(detector, {
+    limits: options.limits ?? defaults.limits,
+    evictIdleMs: defaults.idle_flush_ms,
+    clock: "snapshot",
+  });
   let snapshots = 0;
   let transitions = 0;
-  for (const file of files) {
-    let index = 0;
-    try {
-      for await (const snapshot of readSnapshotContainer(file)) {
-        const outcome = detector.apply(snapshot, snapshot.time);
-        results[outcome.result] = (results[outcome.result] ?? 0) + 1;
-        for (const t of outcome.transitions) onTransition(t);
-        transitions += outcome.transitions.length;
-        snapshots++;
-        index++;
-        if (snapshots % 1000 === 0) onProgress?.(file, snapshots);
-      }
-    } catch (err) {
-      if (err instanceof SnapshotShapeError) throw new ReplayError(file, index, err.message, { cause: err });
-      if (err instanceof CodecError) {
-        // The container reader names the file when the file itself, not one record, is at fault.
-        throw new ReplayError(file, err.message.includes(file) ? -1 : index, err.message, { cause: err });
-      }
-      const code = (err as NodeJS.ErrnoException).code;
-      if (typeof code === "string") throw new ReplayError(file, -1, `cannot read (${code})`, { cause: err });
-      throw err;
-    }
-    onProgress?.(file, snapshots);
+  const source = new ContainerFileSource(files, (file, records) => {
+    snapshots = records;
+    onProgress?.(file, records);
+  });
+  const writer = {
+    async write(list: readonly UnitTransition[]) {
+      for (const t of list) onTransition(t);
+      transitions += list.length;
+    },
+  };
+  const task = new StreamTask(source, processor, writer, telemetry, {
+    restoreLookbackMs: 0,
+    onInvalid: options.onInvalid ?? "fail",
+    idleFlushMs: defaults.idle_flush_ms,
+    runIdleTimeoutMs: defaults.run_idle_timeout_ms,
+  });
+  try {
+    await task.start();
+  } catch (err) {
+    if (err instanceof ContainerReadError) throw new ReplayError(err.file, -1, err.message, { cause: err });
+    throw err;
   }
-  // The newest bucket is classified when the next one opens; a recording has no next one.
-  const flushed = detector.flush();
-  for (const t of flushed) onTransition(t);
-  transitions += flushed.length;
+  const rejected = task.rejection();
+  if (rejected) {
+    throw new ReplayError(rejected.at.topic, Number(rejected.at.offset), rejected.message, {
+      cause: rejected,
+    });
+  }
+  await task.finish();
+  const counts = await exporter.snapshotCounts();
+  const results = { ok: counts.ok ?? 0, duplicate: counts.duplicate ?? 0, late: counts.late ?? 0 };
+  for (const k of ["invalid", "over_limit"])
+    if (counts[k]) (results as Record<string, number>)[k] = counts[k];
   return { snapshots, results, transitions, detector };
 }
 
@@ -135,10 +171,14 @@ export function registerReplayCommand(program: Command): void {
       "then serve the final state until interrupted: the unit explorer at /ui/, the /api and /metrics (0 picks a free port)",
     )
     .option("--serve-host <host>", "address --serve binds to", "127.0.0.1");
-  addOptionFlags(command, ["detector"]);
+  addOptionFlags(command, REPLAY_GROUPS);
   command.action(async (files: string[], opts: Record<string, unknown>) => {
-    const settings = loadSettingsOrExit(opts, ["detector"]);
+    const settings = loadSettingsOrExit(opts, [...REPLAY_GROUPS]);
     const servePort = opts.serve === undefined ? undefined : parsePort(String(opts.serve));
+    const onInvalid = settings.on_invalid ?? "fail";
+    if (onInvalid === "dead_letter") {
+      fail("invalid setting on_invalid: replay has no dead-letter topic; use skip or fail", 2);
+    }
     for (const file of files) {
       let isFile = false;
       try {
@@ -162,7 +202,12 @@ export function registerReplayCommand(program: Command): void {
     let filesDone = 0;
     let lastFile = files[0];
     const detector = new Detector(settings.detector);
-    const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 0, processMetrics: false });
+    const exporter = new Exporter(detector, {
+      unitSeries: false,
+      unitSeriesMax: 0,
+      processMetrics: false,
+      rejectReasons: REJECT_REASONS,
+    });
     let result: ReplayResult;
     try {
       result = await replayFiles(
@@ -176,6 +221,7 @@ export function registerReplayCommand(program: Command): void {
           }
           bar?.update(filesDone, { snapshots });
         },
+        { limits: settings.limits, onInvalid, exporter },
       );
     } catch (err) {
       bar?.stop();
@@ -186,9 +232,6 @@ export function registerReplayCommand(program: Command): void {
     bar?.stop();
     events?.close();
     if (metricsFd !== undefined) {
-      for (const [name, count] of Object.entries(result.results)) {
-        exporter.countSnapshot(name as "ok" | "duplicate" | "late", count);
-      }
       writeSync(metricsFd, await exporter.metrics());
       closeSync(metricsFd);
     }

@@ -6,6 +6,7 @@
 import { writeFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { writeSnapshotContainer } from "../codec/index.js";
+import { addOptionFlags, type KafkaSettings, loadSettingsOrExit } from "../config/index.js";
 import type { ActivationSnapshot } from "../core/snapshot.js";
 import {
   type PublisherCompression,
@@ -30,7 +31,8 @@ export interface SimulateOptions {
   scenario: Scenario;
   out?: string;
   truth?: string;
-  brokers?: string[];
+  /** Publish to Kafka with this connection (brokers, TLS, SASL). */
+  kafka?: KafkaSettings;
   topic?: string;
   /** Snapshots per second to Kafka; 0 or undefined = as fast as the broker takes them. */
   rate?: number;
@@ -65,7 +67,7 @@ async function* paced(source: Iterable<ActivationSnapshot>, rate: number | undef
 /** Generates the scenario's fleet into every destination given. */
 export async function runSimulate(opts: SimulateOptions): Promise<SimulateSummary> {
   const sc = opts.scenario;
-  const toKafka = opts.brokers !== undefined && opts.brokers.length > 0;
+  const toKafka = opts.kafka !== undefined && opts.kafka.brokers.length > 0;
   if (!opts.out && !toKafka && !opts.truth)
     throw new CommandError("give --out FILE, --brokers with --topic, or --truth FILE", 2);
   if (toKafka && !opts.topic) throw new CommandError("--brokers needs --topic", 2);
@@ -95,9 +97,8 @@ export async function runSimulate(opts: SimulateOptions): Promise<SimulateSummar
   if (toKafka) {
     // A load generator must not lose records: wait for room rather than drop.
     const publisher = new SnapshotPublisher({
-      brokers: opts.brokers!,
+      connection: opts.kafka!,
       topic: opts.topic!,
-      clientId: "reluwatch-simulate",
       overflow: "wait",
       wait_timeout_ms: 120_000,
       ...(opts.compression ? { compression: opts.compression } : {}),
@@ -113,7 +114,7 @@ export async function runSimulate(opts: SimulateOptions): Promise<SimulateSummar
     }
     if (summary.kafka.dropped + summary.kafka.failed > 0) {
       throw new CommandError(
-        `only ${summary.kafka.sent} of ${summary.snapshots} snapshots reached Kafka at ${opts.brokers!.join(",")} (topic ${opts.topic}): ${JSON.stringify(summary.kafka)}`,
+        `only ${summary.kafka.sent} of ${summary.snapshots} snapshots reached Kafka at ${opts.kafka!.brokers.join(",")} (topic ${opts.topic}): ${JSON.stringify(summary.kafka)}`,
       );
     }
   }
@@ -222,7 +223,7 @@ export function scenarioFromFlags(f: SimulateFlags): Scenario {
 }
 
 export function registerSimulateCommand(program: Command): void {
-  program
+  const command = program
     .command("simulate")
     .description(
       "generate a synthetic fleet of trainers' snapshots, to Kafka or to a container file, with ground truth",
@@ -267,32 +268,33 @@ export function registerSimulateCommand(program: Command): void {
       new Option("--compression <codec>", "Kafka batch compression (default: the publisher's, zstd)").choices(
         ["none", "gzip", "zstd"],
       ),
-    )
-    .action(async (flags: SimulateFlags, command: Command) => {
-      let scenario: Scenario;
-      try {
-        scenario = scenarioFromFlags(flags);
-      } catch (err) {
-        if (err instanceof ScenarioError) command.error(`error: ${err.message}`, { exitCode: 2 });
-        throw err;
-      }
-      const progress = progressBar("simulate", fleetSize(scenario));
-      const brokers = flags.brokers
-        ?.split(",")
-        .map((b) => b.trim())
-        .filter(Boolean);
-      const summary = await runSimulate({
-        scenario,
-        out: flags.out,
-        truth: flags.truth,
-        brokers,
-        topic: flags.topic,
-        rate: flags.rate,
-        compression: flags.compression,
-        progress,
-      }).catch((err: unknown) =>
-        exitOnFatal("simulate", err, { brokers: brokers ?? [], topic: flags.topic }),
-      );
-      process.stderr.write(`${JSON.stringify(summary)}\n`);
-    });
+    );
+  // The connection settings but brokers: --brokers above is what sends the fleet to Kafka at all.
+  addOptionFlags(command, ["kafka"], ["brokers"]);
+  command.action(async (flags: SimulateFlags & Record<string, unknown>) => {
+    let scenario: Scenario;
+    try {
+      scenario = scenarioFromFlags(flags);
+    } catch (err) {
+      if (err instanceof ScenarioError) command.error(`error: ${err.message}`, { exitCode: 2 });
+      throw err;
+    }
+    const progress = progressBar("simulate", fleetSize(scenario));
+    const brokers = flags.brokers
+      ?.split(",")
+      .map((b) => b.trim())
+      .filter(Boolean);
+    const connection = loadSettingsOrExit(flags, ["kafka"]).kafka;
+    const summary = await runSimulate({
+      scenario,
+      out: flags.out,
+      truth: flags.truth,
+      ...(brokers ? { kafka: { ...connection, brokers } } : {}),
+      topic: flags.topic,
+      rate: flags.rate,
+      compression: flags.compression,
+      progress,
+    }).catch((err: unknown) => exitOnFatal("simulate", err, { brokers: brokers ?? [], topic: flags.topic }));
+    process.stderr.write(`${JSON.stringify(summary)}\n`);
+  });
 }

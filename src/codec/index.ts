@@ -39,6 +39,7 @@ export {
 export { HEADER_BYTES, MAGIC, SingleObjectType } from "./single-object.js";
 export {
   decodeSnapshot,
+  decodeSnapshotBody,
   defaultSnapshotCodec,
   encodeSnapshot,
   registerSnapshotWriterSchema,

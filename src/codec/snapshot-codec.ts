@@ -5,10 +5,11 @@
  */
 import type avro from "avsc";
 import type { ActivationDtype, ActivationSnapshot } from "../core/snapshot.js";
+import { fingerprintBytes } from "./crc64.js";
 import { CodecError } from "./errors.js";
 import { resolveLimits, type SnapshotLimits } from "./limits.js";
 import { type AvroSchema, previousSnapshotSchemas, snapshotSchema } from "./schemas.js";
-import { SingleObjectType } from "./single-object.js";
+import { MAGIC, SingleObjectType } from "./single-object.js";
 import { float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
 import { validateSnapshot } from "./validate.js";
 
@@ -99,6 +100,9 @@ export function snapshotFromAvro(rec: AvroSnapshot): ActivationSnapshot {
 export class SnapshotCodec {
   readonly objectType: SingleObjectType;
 
+  /** Single-object headers of the container writer schemas seen, by schema JSON. */
+  private readonly bodyHeaders = new Map<string, Buffer>();
+
   constructor(readerSchema: AvroSchema = snapshotSchema) {
     this.objectType = new SingleObjectType(readerSchema);
     if (readerSchema === snapshotSchema) {
@@ -134,6 +138,26 @@ export class SnapshotCodec {
     const rec = this.objectType.decode(buf) as AvroSnapshot;
     return validateSnapshot(snapshotFromAvro(rec), lim);
   }
+
+  /**
+   * Decodes an Avro binary body written with `writerSchema` (JSON, as a
+   * container file's header holds it), resolved and validated like a message.
+   */
+  decodeBody(body: Uint8Array, writerSchema: string, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
+    let header = this.bodyHeaders.get(writerSchema);
+    if (!header) {
+      try {
+        const fp = this.addWriterSchema(JSON.parse(writerSchema) as AvroSchema);
+        header = Buffer.concat([MAGIC, fingerprintBytes(fp)]);
+      } catch (err) {
+        throw new CodecError("MALFORMED", `unusable writer schema: ${(err as Error).message}`, undefined, {
+          cause: err,
+        });
+      }
+      this.bodyHeaders.set(writerSchema, header);
+    }
+    return this.decode(Buffer.concat([header, body]), limits);
+  }
 }
 
 export const defaultSnapshotCodec = new SnapshotCodec();
@@ -144,6 +168,14 @@ export function encodeSnapshot(s: ActivationSnapshot): Buffer {
 
 export function decodeSnapshot(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
   return defaultSnapshotCodec.decode(buf, limits);
+}
+
+export function decodeSnapshotBody(
+  body: Uint8Array,
+  writerSchema: string,
+  limits?: Partial<SnapshotLimits>,
+): ActivationSnapshot {
+  return defaultSnapshotCodec.decodeBody(body, writerSchema, limits);
 }
 
 /** Lets the shared decoder read messages from another version of the schema (older or newer). */

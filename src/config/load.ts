@@ -10,7 +10,9 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { type DetectorConfig, DetectorConfigError, resolveDetectorConfig } from "../core/index.js";
 import { DEFAULT_EVENT_POLICY, type EventPolicy } from "../sink/event-policy.js";
-import { envOf, flagOf, OPTION_SPECS, type OptionSpec } from "./options.js";
+import { envOf, flagOf, type OnInvalid, OPTION_SPECS, type OptionSpec } from "./options.js";
+
+export type { OnInvalid } from "./options.js";
 
 export class ConfigError extends Error {
   constructor(
@@ -38,7 +40,7 @@ export interface KafkaSettings {
 }
 
 export interface LimitSettings {
-  max_runs: number;
+  max_tracked_units: number;
   max_layers_per_run: number;
   max_units_per_layer: number;
   max_message_bytes: number;
@@ -66,6 +68,8 @@ export interface Settings {
   log_level: string;
   detector: DetectorConfig;
   limits: LimitSettings;
+  /** Unset unless given: each command has its own default. */
+  on_invalid?: OnInvalid;
 }
 
 type Raw = Record<string, unknown>;
@@ -77,10 +81,15 @@ interface Sourced {
 }
 
 /** Adds one flag per option of the given groups (and --config) to a commander command. */
-export function addOptionFlags(command: Command, groups: ReadonlyArray<OptionSpec["group"]>): Command {
+export function addOptionFlags(
+  command: Command,
+  groups: ReadonlyArray<OptionSpec["group"]>,
+  /** Options of those groups the command defines its own way. */
+  except: readonly string[] = [],
+): Command {
   command.option("--config <file>", `YAML or JSON settings file (env ${envOf("config")})`);
   for (const spec of OPTION_SPECS) {
-    if (!groups.includes(spec.group)) continue;
+    if (!groups.includes(spec.group) || except.includes(spec.name)) continue;
     const arg = spec.type === "bool" ? "[bool]" : "<value>";
     const shown =
       spec.secret || spec.default === undefined ? "" : ` (default ${formatDefault(spec.default)})`;
@@ -295,11 +304,12 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     log_level: (v.log_level as string | undefined) ?? "info",
     detector,
     limits: {
-      max_runs: v.max_runs as number,
+      max_tracked_units: v.max_tracked_units as number,
       max_layers_per_run: v.max_layers_per_run as number,
       max_units_per_layer: v.max_units_per_layer as number,
       max_message_bytes: v.max_message_bytes as number,
     },
+    ...(v.on_invalid !== undefined ? { on_invalid: v.on_invalid as OnInvalid } : {}),
   };
 }
 

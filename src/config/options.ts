@@ -8,6 +8,10 @@
 
 import { DEFAULT_EVENT_POLICY, EVENT_POLICIES } from "../sink/event-policy.js";
 
+/** What becomes of a record the processor rejects (the `on_invalid` setting). */
+export const ON_INVALID_POLICIES = ["dead_letter", "skip", "fail"] as const;
+export type OnInvalid = (typeof ON_INVALID_POLICIES)[number];
+
 export type OptionType = "string" | "int" | "number" | "bool" | "list" | "enum";
 
 export interface OptionSpec {
@@ -26,8 +30,11 @@ export interface OptionSpec {
   /** Inclusive upper bound for numbers. */
   max?: number;
   doc: string;
-  /** Which commands read it; the detector options apply to both consume and replay. */
-  group: "kafka" | "service" | "detector" | "limits";
+  /**
+   * Which commands read it: kafka (the connection: consume, record, simulate), stream (consume's topics),
+   * service (consume), detector and limits (consume and replay), input (consume, record, replay).
+   */
+  group: "kafka" | "stream" | "service" | "detector" | "limits" | "input";
   /** Secrets are never logged or echoed in errors. */
   secret?: boolean;
 }
@@ -52,21 +59,21 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     name: "topic",
     type: "string",
     default: "reluwatch.snapshots",
-    group: "kafka",
+    group: "stream",
     doc: "Topic of ActivationSnapshot records.",
   },
   {
     name: "group",
     type: "string",
     default: "reluwatch",
-    group: "kafka",
+    group: "stream",
     doc: "Consumer group; instances in one group share the partitions.",
   },
   {
     name: "events_topic",
     type: "string",
     default: "reluwatch.transitions",
-    group: "kafka",
+    group: "stream",
     doc: "Topic the UnitTransition events are written to.",
   },
   {
@@ -81,7 +88,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     name: "dead_letter_topic",
     type: "string",
     default: "reluwatch.dead-letter",
-    group: "kafka",
+    group: "stream",
     doc: "Topic invalid or over-limit snapshots are copied to, unchanged, with the error in headers.",
   },
   {
@@ -136,7 +143,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     type: "int",
     default: 30 * 60 * 1000,
     min: 0,
-    group: "kafka",
+    group: "stream",
     doc: "On partition assignment, re-read this much history to rebuild the layers' windows before going live.",
   },
   // Service
@@ -296,12 +303,12 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   },
   // Limits
   {
-    name: "max_runs",
+    name: "max_tracked_units",
     type: "int",
-    default: 100,
+    default: 10_000_000,
     min: 1,
     group: "limits",
-    doc: "Runs tracked at once; snapshots of further runs are dead-lettered as over_limit.",
+    doc: "Units tracked at once, summed over every layer of every run (memory: about 62 bytes a unit without activation sums, 102 with). A new layer that does not fit evicts the runs idle for idle_flush_ms, longest idle first; if that is not enough its snapshots are rejected as over_limit (limit_tracked_units) and go where on_invalid says. Sizing: docs/configuration.md.",
   },
   {
     name: "max_layers_per_run",
@@ -320,6 +327,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Largest layer_units accepted; larger layers are dead-lettered as over_limit.",
   },
   {
+    name: "on_invalid",
+    type: "enum",
+    values: ON_INVALID_POLICIES,
+    group: "input",
+    doc: "What becomes of a snapshot that does not decode or is over a limit: dead_letter (copied to dead_letter_topic; consume's default), skip (counted and logged only; record's default) or fail (the command stops with the error; replay's default). record and replay have no dead-letter topic and accept skip or fail.",
+  },
+  {
     name: "max_message_bytes",
     type: "int",
     default: 4 * 1024 * 1024,
@@ -328,6 +342,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Largest snapshot message decoded; larger messages are dead-lettered as invalid (too_large).",
   },
 ];
+
+/** The option groups `reluwatch consume` reads. */
+export const CONSUME_GROUPS = ["kafka", "stream", "service", "detector", "limits", "input"] as const;
 
 export type OptionName = (typeof OPTION_SPECS)[number]["name"];
 

@@ -6,10 +6,12 @@
 import { envOf, flagOf, OPTION_SPECS, type OptionSpec } from "./options.js";
 
 const GROUP_TITLES: Record<OptionSpec["group"], string> = {
-  kafka: "Kafka (consume; brokers and TLS/SASL also record and simulate)",
+  kafka: "Kafka connection (consume, record; simulate takes its own --brokers)",
+  stream: "Topics and group (consume)",
   service: "Service (consume)",
   detector: "Detector (consume and replay)",
-  limits: "Limits (consume)",
+  limits: "Limits (consume and replay)",
+  input: "Rejected input (consume, record and replay)",
 };
 
 export const REFERENCE_BEGIN = "<!-- settings-reference:begin (generated from src/config/options.ts) -->";

@@ -8,8 +8,10 @@
  */
 import kafkajs, { type KafkaConfig, type Message, type Producer, type ProducerConfig } from "kafkajs";
 import { encodeSnapshot } from "../codec/index.js";
+import type { KafkaSettings } from "../config/load.js";
 import { type ActivationSnapshot, layerKey } from "../core/snapshot.js";
 import { createLogger, type Logger } from "../log.js";
+import { kafkaConfigFrom } from "../source/kafka-client.js";
 import { registerZstdCodec, zstdAvailable } from "../source/kafka-zstd.js";
 import { BoundedQueue } from "./bounded-queue.js";
 
@@ -21,7 +23,15 @@ export type OverflowPolicy = "drop_oldest" | "wait";
 export type PublisherCompression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
 
 export interface SnapshotPublisherOptions {
-  brokers: string[];
+  /** Bootstrap servers; not needed when `connection` is given. */
+  brokers?: string[];
+  /**
+   * The connection in reluwatch's own settings (brokers, client id, TLS, SASL:
+   * the `kafka` group of docs/configuration.md), turned into the client's
+   * config by the same factory as the reluwatch commands. `brokers` and
+   * `clientId` are ignored when it is given.
+   */
+  connection?: KafkaSettings;
   topic: string;
   clientId?: string;
   /**
@@ -185,7 +195,9 @@ export class SnapshotPublisher {
   private failing = false;
 
   constructor(options: SnapshotPublisherOptions) {
-    if (!options.brokers?.length) throw new Error("SnapshotPublisher needs at least one broker");
+    if (!(options.connection?.brokers ?? options.brokers)?.length) {
+      throw new Error("SnapshotPublisher needs at least one broker");
+    }
     if (!options.topic) throw new Error("SnapshotPublisher needs a topic");
     this.topic = options.topic;
     this.opts = {
@@ -215,8 +227,9 @@ export class SnapshotPublisher {
     this.queue = new BoundedQueue(this.opts.queue_capacity);
     this.log = options.logger ?? createLogger("publisher");
     const kafka = new Kafka({
-      clientId: options.clientId ?? "reluwatch-publisher",
-      brokers: options.brokers,
+      ...(options.connection
+        ? kafkaConfigFrom(options.connection)
+        : { clientId: options.clientId ?? "reluwatch-publisher", brokers: options.brokers! }),
       logLevel: logLevel.NOTHING,
       ...options.kafka,
     });

@@ -1,6 +1,6 @@
 /**
- * `reluwatch consume` assembled: Kafka source → codec → detector → Prometheus,
- * transition events, dead letters and the HTTP API. Started and stopped as one
+ * `reluwatch consume` assembled: the stream task over the Kafka source, with
+ * Prometheus, transition events, dead letters and the HTTP API. Started and stopped as one
  * unit, in-process (tests) or from the CLI (signals).
  *
  * The HTTP side comes up first and the Kafka side follows in the background:
@@ -20,6 +20,7 @@ import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { REJECT_REASONS, SnapshotProcessor } from "./snapshot-processor.js";
+import { StreamTask } from "./stream-task.js";
 import { Telemetry } from "./telemetry.js";
 
 export interface ConsumerService {
@@ -57,16 +58,20 @@ export async function startConsumerService(
     externalUrl: settings.external_url,
   });
   const telemetry = new Telemetry(log, exporter);
-  const processor = new SnapshotProcessor(detector, settings.limits, telemetry);
+  const processor = new SnapshotProcessor(detector, {
+    limits: settings.limits,
+    evictIdleMs: settings.idle_flush_ms,
+    clock: "wall",
+  });
   const kafka = createKafka(settings.kafka, log);
   const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
-  const source = new KafkaSnapshotSource(
-    kafka,
-    { topic: settings.topic, group: settings.group, restoreLookbackMs: settings.restore_lookback_ms },
-    processor,
-    sinks,
-    telemetry,
-  );
+  const source = new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
+  const task = new StreamTask(source, processor, sinks, telemetry, {
+    restoreLookbackMs: settings.restore_lookback_ms,
+    onInvalid: settings.on_invalid ?? "dead_letter",
+    idleFlushMs: settings.idle_flush_ms,
+    runIdleTimeoutMs: settings.run_idle_timeout_ms,
+  });
   const brokers = settings.kafka.brokers;
   /** What the Kafka side still waits for before it can join the group; undefined once subscribed. */
   let waiting: string | undefined = `connecting to Kafka at ${brokers.join(",")}`;
@@ -76,7 +81,7 @@ export async function startConsumerService(
     api: detector,
     metrics: () => exporter.metrics(),
     metricsContentType: exporter.contentType,
-    notReadyReason: () => waiting ?? source.notReadyReason(),
+    notReadyReason: () => waiting ?? task.notReadyReason(),
     token: settings.http_token,
   });
 
@@ -86,7 +91,6 @@ export async function startConsumerService(
     "serving /metrics, /healthz, /readyz, /api",
   );
   const abort = new AbortController();
-  let punctuator: NodeJS.Timeout | undefined;
   const started = (async () => {
     await waitForTopic(settings.kafka, {
       topic: settings.topic,
@@ -98,22 +102,8 @@ export async function startConsumerService(
     });
     waiting = undefined;
     await sinks.connect();
-    await source.start();
-    punctuator = setInterval(() => {
-      const now = Date.now();
-      const idle = processor.flushIdle(now, settings.idle_flush_ms);
-      if (idle.length > 0) {
-        telemetry.transitions(idle);
-        sinks.write(idle, []).catch((err: unknown) => {
-          log.warn(
-            { event: "idle_flush_write_failed", err: String(err) },
-            "could not publish idle-flush transitions",
-          );
-        });
-      }
-      processor.punctuate(now, settings.run_idle_timeout_ms);
-    }, PUNCTUATE_INTERVAL_MS);
-    punctuator.unref();
+    await task.start();
+    task.startPunctuator(PUNCTUATE_INTERVAL_MS);
     log.info(
       { event: "consuming", topic: settings.topic, group: settings.group, brokers },
       "consuming snapshots",
@@ -133,15 +123,14 @@ export async function startConsumerService(
     address,
     detector,
     exporter,
-    notReadyReason: () => waiting ?? source.notReadyReason(),
+    notReadyReason: () => waiting ?? task.notReadyReason(),
     started,
-    failed: Promise.race([source.failed, startFailed]),
+    failed: Promise.race([task.failed, startFailed]),
     stop() {
       stopping ??= (async () => {
         abort.abort();
         await started.catch(() => undefined);
-        clearInterval(punctuator);
-        await source.stop();
+        await task.stop();
         await sinks.disconnect();
         await http.stop();
         log.info({ event: "stopped" }, "stopped cleanly");

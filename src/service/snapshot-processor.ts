@@ -1,38 +1,40 @@
 /**
  * The processor between source and sinks, in the shape of a Kafka Streams
- * processor: `process(record)` for each message and `punctuate(time)` for
- * housekeeping. It knows nothing of Kafka clients: the source hands it bytes
- * and positions, and it returns what the sinks must write. Bad input never
- * throws out of here: it becomes a dead-letter instruction with a reason.
+ * processor: `process(record)` for each record and `punctuate(time)` for
+ * housekeeping. It knows nothing of clients, sinks, logs or metrics: it
+ * decodes, enforces the limits, applies to the detector and returns the
+ * record's effects (transitions, the dead letter of a rejected record, the
+ * layer it touched, and the internal events telemetry turns into log lines
+ * and metrics). Bad input never throws out of here: it becomes a rejection
+ * with a stable reason.
  */
 import {
   CODEC_ERROR_CODES,
   CodecError,
   codecErrorReason,
   decodeSnapshot,
+  decodeSnapshotBody,
   type SnapshotLimits,
 } from "../codec/index.js";
 import type { LimitSettings } from "../config/load.js";
 import type { Detector, UnitTransition } from "../core/index.js";
-import { type ActivationSnapshot, layerKey } from "../core/snapshot.js";
-import type { RecordPosition, Telemetry } from "./telemetry.js";
+import type { ActivationSnapshot } from "../core/snapshot.js";
+import type { DeadLetterRecord } from "../sink/kafka-sinks.js";
+import type { RecordEncoding, SourceRecord } from "../source/source.js";
+import type { ServiceEvent } from "./telemetry.js";
+import { LIMIT_REASONS, UnitBudget } from "./unit-budget.js";
 
-export interface InputRecord extends RecordPosition {
-  value: Buffer | null;
-}
+export { LIMIT_REASONS } from "./unit-budget.js";
 
-export interface DeadLetter {
-  /** Stable reason: a codec error code or a limit name. */
-  reason: string;
-  message: string;
-}
-
-export interface ProcessResult {
+/** What one record did. */
+export interface Effects {
   transitions: UnitTransition[];
-  deadLetter?: DeadLetter;
+  /** Set when the record was rejected: the record unchanged, with the reason. */
+  deadLetter?: DeadLetterRecord;
+  /** The layer the record was applied to. */
+  layer?: { run_id: string; layer: string };
+  events: ServiceEvent[];
 }
-
-export const LIMIT_REASONS = ["limit_runs", "limit_layers_per_run", "limit_units_per_layer"] as const;
 
 /** Every dead-letter reason this processor can give: the codec's error reasons and the limits. */
 export const REJECT_REASONS: readonly string[] = [
@@ -40,41 +42,61 @@ export const REJECT_REASONS: readonly string[] = [
   ...LIMIT_REASONS,
 ];
 
+export interface ProcessorOptions {
+  limits: LimitSettings;
+  /** A run that sent nothing for this long may be evicted to make room for a new layer. */
+  evictIdleMs: number;
+  /**
+   * Which time a record arrives at: the wall clock passed to `process` (a live
+   * service), or the snapshot's own time (replaying a recording, where the wall
+   * clock says nothing about the run).
+   */
+  clock: "wall" | "snapshot";
+}
+
 export class SnapshotProcessor {
-  /** run → layer → partition, to enforce limits and drop a revoked partition's layers. */
-  private readonly layers = new Map<string, Map<string, number>>();
+  private readonly budget: UnitBudget;
   private readonly codecLimits: Partial<SnapshotLimits>;
 
   constructor(
     private readonly detector: Detector,
-    private readonly limits: LimitSettings,
-    private readonly telemetry: Telemetry,
+    private readonly options: ProcessorOptions,
   ) {
-    this.codecLimits = { maxMessageBytes: limits.max_message_bytes };
+    this.budget = new UnitBudget(options.limits);
+    this.codecLimits = { maxMessageBytes: options.limits.max_message_bytes };
   }
 
-  process(record: InputRecord, nowMs: number): ProcessResult {
+  process(record: SourceRecord, encoding: RecordEncoding, wallMs: number): Effects {
     const value = record.value ?? Buffer.alloc(0);
     let snapshot: ActivationSnapshot;
     try {
-      snapshot = decodeSnapshot(value, this.codecLimits);
+      snapshot =
+        encoding.kind === "single-object"
+          ? decodeSnapshot(value, this.codecLimits)
+          : decodeSnapshotBody(value, encoding.writerSchema, this.codecLimits);
     } catch (err) {
       if (!(err instanceof CodecError)) throw err;
-      this.telemetry.snapshotRejected("invalid", err.reason, err.message, record);
-      return { transitions: [], deadLetter: { reason: err.reason, message: err.message } };
+      return reject(record, "invalid", err.reason, err.message);
     }
-
-    const overLimit = this.checkLimits(snapshot.run_id, snapshot.layer, snapshot.layer_units);
-    if (overLimit) {
-      this.telemetry.snapshotRejected("over_limit", overLimit.reason, overLimit.message, record);
-      return { transitions: [], deadLetter: overLimit };
+    const nowMs = this.options.clock === "snapshot" ? snapshot.time : wallMs;
+    const { run_id, layer, layer_units } = snapshot;
+    const events: ServiceEvent[] = [];
+    const admission = this.budget.admit(run_id, layer, layer_units, nowMs, this.options.evictIdleMs);
+    if (!admission.admitted) return reject(record, "over_limit", admission.reason, admission.message);
+    if (admission.evict.length > 0) {
+      for (const run of admission.evict) this.forgetRun(run);
+      events.push({ kind: "runs_evicted", runs: admission.evict, reason: "budget" });
     }
 
     const outcome = this.detector.apply(snapshot, nowMs);
-    this.remember(snapshot.run_id, snapshot.layer, record.partition);
-    this.telemetry.snapshotApplied(outcome.result, (nowMs - snapshot.time) / 1000);
-    for (const notice of outcome.notices) this.telemetry.layerNotice(notice);
-    return { transitions: outcome.transitions };
+    this.budget.track(run_id, layer, layer_units, nowMs);
+    events.push(
+      this.options.clock === "wall"
+        ? { kind: "applied", result: outcome.result, ageSeconds: (wallMs - snapshot.time) / 1000 }
+        : { kind: "applied", result: outcome.result },
+    );
+    for (const notice of outcome.notices) events.push({ kind: "notice", notice });
+    return { transitions: outcome.transitions, layer: { run_id, layer }, events };
   }
 
   /** The verdicts of layers idle for idleFlushMs, on the evidence of their still-open bucket. */
@@ -82,62 +104,53 @@ export class SnapshotProcessor {
     return this.detector.flushIdle(nowMs, idleFlushMs);
   }
 
-  /** Housekeeping on wall time: forget runs that went quiet. */
-  punctuate(nowMs: number, runIdleTimeoutMs: number): string[] {
-    const evicted = this.detector.dropIdleRuns(nowMs, runIdleTimeoutMs);
-    for (const run of evicted) this.layers.delete(run);
-    if (evicted.length > 0) this.telemetry.runsEvicted(evicted, runIdleTimeoutMs);
-    return evicted;
+  /** The verdicts of every layer's open bucket: the end of a finite stream. */
+  flushAll(): UnitTransition[] {
+    return this.detector.flush();
   }
 
-  /** Drops the state of every layer that arrived through the given partitions. */
-  dropPartitions(partitions: ReadonlySet<number>): number {
+  /** Housekeeping on wall time: forget runs that went quiet. */
+  punctuate(nowMs: number, runIdleTimeoutMs: number): ServiceEvent[] {
+    const evicted = this.detector.dropIdleRuns(nowMs, runIdleTimeoutMs);
+    for (const run of evicted) this.budget.forgetRun(run);
+    return evicted.length > 0
+      ? [{ kind: "runs_evicted", runs: evicted, reason: "idle", idleMs: runIdleTimeoutMs }]
+      : [];
+  }
+
+  /** Drops the state of the given layers (those of a revoked partition). */
+  dropLayers(layers: Iterable<{ run_id: string; layer: string }>): number {
     let dropped = 0;
-    for (const [run, layers] of this.layers) {
-      for (const [layer, partition] of layers) {
-        if (!partitions.has(partition)) continue;
-        this.detector.dropLayer(run, layer);
-        layers.delete(layer);
-        dropped++;
-      }
-      if (layers.size === 0) this.layers.delete(run);
+    for (const { run_id, layer } of layers) {
+      if (this.detector.dropLayer(run_id, layer)) dropped++;
+      this.budget.forgetLayer(run_id, layer);
     }
     return dropped;
   }
 
-  private checkLimits(run: string, layer: string, layerUnits: number): DeadLetter | undefined {
-    const { max_runs, max_layers_per_run, max_units_per_layer } = this.limits;
-    if (layerUnits > max_units_per_layer) {
-      return {
-        reason: "limit_units_per_layer",
-        message: `layer ${layerKey(run, layer)} has ${layerUnits} units; max_units_per_layer is ${max_units_per_layer}`,
-      };
-    }
-    const layers = this.layers.get(run);
-    if (!layers) {
-      if (this.layers.size >= max_runs) {
-        return {
-          reason: "limit_runs",
-          message: `run ${JSON.stringify(run)} would exceed max_runs (${max_runs})`,
-        };
-      }
-      return undefined;
-    }
-    if (!layers.has(layer) && layers.size >= max_layers_per_run) {
-      return {
-        reason: "limit_layers_per_run",
-        message: `layer ${layerKey(run, layer)} would exceed max_layers_per_run (${max_layers_per_run})`,
-      };
-    }
-    return undefined;
+  private forgetRun(run: string): void {
+    for (const id of this.detector.layerIds()) if (id.run_id === run) this.detector.dropLayer(run, id.layer);
+    this.budget.forgetRun(run);
   }
+}
 
-  private remember(run: string, layer: string, partition: number): void {
-    let layers = this.layers.get(run);
-    if (!layers) {
-      layers = new Map();
-      this.layers.set(run, layers);
-    }
-    layers.set(layer, partition);
-  }
+function reject(
+  record: SourceRecord,
+  kind: "invalid" | "over_limit",
+  reason: string,
+  message: string,
+): Effects {
+  const source = { topic: record.topic, partition: record.partition, offset: record.offset };
+  return {
+    transitions: [],
+    deadLetter: {
+      reason,
+      message,
+      source,
+      key: record.key,
+      value: record.value,
+      ...(record.headers ? { headers: record.headers } : {}),
+    },
+    events: [{ kind: "rejected", rejection: kind, reason, message, at: source }],
+  };
 }

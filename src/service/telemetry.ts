@@ -2,7 +2,7 @@
  * The service's internal events. Each is one method that both logs and
  * counts, so the log and the metrics can never tell different stories.
  */
-import type { LayerNotice, UnitTransition } from "../core/index.js";
+import type { ApplyResult, LayerNotice, UnitTransition } from "../core/index.js";
 import type { Logger } from "../log.js";
 import type { Exporter, SnapshotResult } from "../sink/prometheus.js";
 
@@ -12,15 +12,38 @@ export interface RecordPosition {
   offset: string;
 }
 
+/** What the processor and the stream task report; `record` turns each into its log line and metric. */
+export type ServiceEvent =
+  /** ageSeconds: from the snapshot's time to its arrival; absent when replaying a recording. */
+  | { kind: "applied"; result: ApplyResult; ageSeconds?: number }
+  | {
+      kind: "rejected";
+      rejection: "invalid" | "over_limit";
+      reason: string;
+      message: string;
+      at: RecordPosition;
+    }
+  | { kind: "notice"; notice: LayerNotice }
+  | { kind: "runs_evicted"; runs: string[]; reason: "idle" | "budget"; idleMs?: number };
+
 export class Telemetry {
   constructor(
     readonly log: Logger,
     private readonly exporter: Exporter,
   ) {}
 
-  snapshotApplied(result: Exclude<SnapshotResult, "invalid" | "over_limit">, ageSeconds: number): void {
+  record(events: readonly ServiceEvent[]): void {
+    for (const e of events) {
+      if (e.kind === "applied") this.snapshotApplied(e.result, e.ageSeconds);
+      else if (e.kind === "rejected") this.snapshotRejected(e.rejection, e.reason, e.message, e.at);
+      else if (e.kind === "notice") this.layerNotice(e.notice);
+      else this.runsEvicted(e.runs, e.reason, e.idleMs);
+    }
+  }
+
+  snapshotApplied(result: Exclude<SnapshotResult, "invalid" | "over_limit">, ageSeconds?: number): void {
     this.exporter.countSnapshot(result);
-    if (result === "ok") this.exporter.observeAge(ageSeconds);
+    if (result === "ok" && ageSeconds !== undefined) this.exporter.observeAge(ageSeconds);
   }
 
   snapshotRejected(
@@ -90,8 +113,15 @@ export class Telemetry {
     this.log.info({ event: "partitions_revoked", partitions, layers }, "dropped state of revoked partitions");
   }
 
-  runsEvicted(runs: string[], idleMs: number): void {
-    this.log.info({ event: "runs_evicted", runs, idle_ms: idleMs }, "forgot idle runs");
+  runsEvicted(runs: string[], reason: "idle" | "budget", idleMs?: number): void {
+    if (reason === "idle") {
+      this.log.info({ event: "runs_evicted", reason, runs, idle_ms: idleMs }, "forgot idle runs");
+    } else {
+      this.log.warn(
+        { event: "runs_evicted", reason, runs },
+        "forgot idle runs to make room for a new layer within max_tracked_units",
+      );
+    }
   }
 
   lag(topic: string, partition: number, messages: number): void {

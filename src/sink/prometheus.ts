@@ -313,6 +313,13 @@ export class Exporter {
     this.snapshots.inc({ result }, count);
   }
 
+  /** Snapshots counted so far, by result. */
+  async snapshotCounts(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const v of (await this.snapshots.get()).values) out[String(v.labels.result)] = v.value;
+    return out;
+  }
+
   countRejected(result: "invalid" | "over_limit", reason: string): void {
     this.snapshots.inc({ result });
     this.invalid.inc({ reason });

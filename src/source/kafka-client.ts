@@ -1,6 +1,7 @@
 /**
  * One place that turns reluwatch's Kafka settings into a kafkajs client, so
- * consume, record and simulate connect the same way (TLS, SASL, logging).
+ * consume, record, simulate and the publisher SDK connect the same way (TLS,
+ * SASL, logging).
  */
 import { readFileSync } from "node:fs";
 import { Kafka, type KafkaConfig, type LogEntry, logLevel, type SASLOptions } from "kafkajs";
@@ -37,8 +38,13 @@ export function kafkaConfigFrom(settings: KafkaSettings, log?: Logger): KafkaCon
   return config;
 }
 
-export function createKafka(settings: KafkaSettings, log?: Logger): Kafka {
-  return new Kafka(kafkaConfigFrom(settings, log));
+/** `overrides` for what a command does differently, e.g. a one-shot command's quieter logging. */
+export function createKafka(
+  settings: KafkaSettings,
+  log?: Logger,
+  overrides: Partial<KafkaConfig> = {},
+): Kafka {
+  return new Kafka({ ...kafkaConfigFrom(settings, log), ...overrides });
 }
 
 function forward(log: Logger, { level, namespace, log: entry }: LogEntry): void {

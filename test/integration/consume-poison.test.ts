@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { CompressionTypes, type Message, type Producer } from "kafkajs";
 import { encodeSnapshot } from "../../src/codec/index.js";
 import { defaultSnapshotCodec, snapshotToAvro } from "../../src/codec/snapshot-codec.js";
-import { loadSettings } from "../../src/config/index.js";
+import { CONSUME_GROUPS, loadSettings } from "../../src/config/index.js";
 import { type ActivationSnapshot, layerKey } from "../../src/core/index.js";
 import { createLogger } from "../../src/log.js";
 import { type ConsumerService, startConsumerService } from "../../src/service/consumer-service.js";
@@ -146,7 +146,7 @@ describe("reluwatch consume: poison input", () => {
         maxLayersPerRun: String(MAX_LAYERS_PER_RUN),
       },
       env: {},
-      groups: ["kafka", "service", "detector", "limits"],
+      groups: CONSUME_GROUPS,
     });
     assert.equal(settings.limits.max_message_bytes, 4 * 1024 * 1024, "the 5 MB message exceeds the default");
     // 100,000 rejections would log 100,000 warnings; the counters are what this test reads.
@@ -301,7 +301,7 @@ describe("reluwatch consume: poison input", () => {
         metricsHost: "127.0.0.1",
       },
       env: {},
-      groups: ["kafka", "service", "detector", "limits"],
+      groups: CONSUME_GROUPS,
     });
     const s = await startConsumerService(settings, createLogger("test", "error"));
     services.push(s);

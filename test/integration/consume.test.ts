@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { decodeTransition } from "../../src/codec/index.js";
-import { loadSettings, type Settings } from "../../src/config/index.js";
+import { CONSUME_GROUPS, loadSettings, type Settings } from "../../src/config/index.js";
 import type { UnitState, UnitTransition } from "../../src/core/index.js";
 import { createLogger } from "../../src/log.js";
 import { type ConsumerService, startConsumerService } from "../../src/service/consumer-service.js";
@@ -47,7 +47,7 @@ function consumeSettings(broker: TestBroker, topic: string, policy: EventPolicy)
       ...(policy === DEFAULT_EVENT_POLICY ? {} : { events: policy }),
     },
     env: {},
-    groups: ["kafka", "service", "detector", "limits"],
+    groups: CONSUME_GROUPS,
   });
 }
 
@@ -171,7 +171,7 @@ describe("reluwatch consume against a real broker", () => {
           metricsHost: "127.0.0.1",
         },
         env: {},
-        groups: ["kafka", "service", "detector", "limits"],
+        groups: CONSUME_GROUPS,
       }),
       createLogger("test", "warn"),
     );

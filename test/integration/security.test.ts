@@ -1,15 +1,20 @@
 /**
  * TLS with SASL/SCRAM, as managed Kafka runs it: the trainer SDK publishes and
- * `reluwatch consume` reads over a SASL_SSL listener only, and the two ways a
+ * `reluwatch consume` reads over a SASL_SSL listener only (so do `simulate`
+ * and `record`, with the same flags), and the two ways a
  * deployment gets it wrong (a wrong password, a CA that did not sign the
  * broker's certificate) each end in one clear line instead of a hang.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
+import { readSnapshotContainer } from "../../src/codec/index.js";
 import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
 import { createTopic, type TestBroker, uniqueTopic } from "../support/broker.js";
+import { cli } from "../support/child.js";
 import { STACK_FRAME } from "../support/cli-process.js";
 import {
   type ConsumerProcess,
@@ -131,6 +136,48 @@ describe("TLS + SASL/SCRAM", () => {
     });
     await assert.rejects(publisher.connect(), /authentication failed/i);
     await publisher.close({ timeout_ms: 1_000 });
+  });
+
+  test("simulate publishes and record copies over SASL_SSL with the same flags as consume", async () => {
+    const topic = uniqueTopic("secure-record");
+    await waitFor(`topic ${topic}`, () => createTopic(setup, topic, 1).then(() => true));
+    const dir = mkdtempSync(join(tmpdir(), "reluwatch-secure-"));
+    try {
+      const env = { ...process.env, RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD };
+      const fleet = [
+        "--scenario",
+        "healthy",
+        "--units",
+        "8",
+        "--layers",
+        "1",
+        "--steps",
+        "200",
+        "--seed",
+        "3",
+      ];
+      const sent = await cli(
+        ["simulate", ...fleet, "--brokers", broker.secure, "--topic", topic, ...secureFlags(broker)],
+        { env, timeout: 120_000 },
+      );
+      assert.equal(sent.status, 0, sent.stderr);
+      const snapshots = (JSON.parse(sent.stderr.trim().split("\n").at(-1)!) as { snapshots: number })
+        .snapshots;
+      assert.ok(snapshots > 0);
+      const out = join(dir, "secure.avro");
+      const recorded = await cli(
+        ["record", "--brokers", broker.secure, "--topic", topic, "--out", out, ...secureFlags(broker)],
+        { env, timeout: 120_000 },
+      );
+      assert.equal(recorded.status, 0, recorded.stderr);
+      const summary = JSON.parse(recorded.stderr.trim().split("\n").at(-1)!) as { records: number };
+      assert.equal(summary.records, snapshots);
+      let read = 0;
+      for await (const _ of readSnapshotContainer(out)) read++;
+      assert.equal(read, snapshots);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("the PLAINTEXT side is only for set-up: a plain client cannot use the SASL_SSL port", async () => {

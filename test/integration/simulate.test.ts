@@ -11,6 +11,7 @@ import { after, before, test } from "node:test";
 import { recordTopic } from "../../src/cli/record-command.js";
 import { runSimulate } from "../../src/cli/simulate-command.js";
 import { encodeSnapshot, readSnapshotContainer } from "../../src/codec/index.js";
+import { type KafkaSettings, loadSettings } from "../../src/config/index.js";
 import type { ActivationSnapshot } from "../../src/core/snapshot.js";
 import { type FleetTruth, fleetSize, generateFleet, resolveScenario } from "../../src/sim/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
@@ -23,6 +24,11 @@ before(async () => {
   broker = await getBroker();
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The connection settings `record` gets from its flags. */
+function connection(b: TestBroker): KafkaSettings {
+  return loadSettings({ flags: { brokers: b.brokers.join(",") }, env: {}, groups: ["kafka"] }).kafka;
+}
 
 async function readAll(path: string): Promise<ActivationSnapshot[]> {
   const out: ActivationSnapshot[] = [];
@@ -66,20 +72,26 @@ test("simulate to Kafka gives the same records as --out for the same seed, and r
   const local = await runSimulate({ scenario, out });
   const topic = uniqueTopic("simulate");
   await createTopic(broker, topic, 3);
-  const sent = await runSimulate({ scenario, brokers: broker.brokers, topic, rate: 0 });
+  const sent = await runSimulate({ scenario, kafka: connection(broker), topic, rate: 0 });
   assert.equal(sent.snapshots, local.snapshots);
   assert.equal(sent.kafka?.sent, local.snapshots);
 
   const fromFile = await readAll(out);
   const recorded = join(dir, "recorded.avro");
-  const summary = await recordTopic({ brokers: broker.brokers, topic, out: recorded });
+  const summary = await recordTopic({ kafka: connection(broker), topic, out: recorded });
   assert.equal(summary.records, fromFile.length);
   assert.deepEqual(summary.skipped, {});
   assert.deepEqual(byKey(await readAll(recorded)), byKey(fromFile));
 
   // Offset ranges: [2, 5) of every partition that holds that many.
   const ranged = join(dir, "ranged.avro");
-  const part = await recordTopic({ brokers: broker.brokers, topic, out: ranged, fromOffset: 2, toOffset: 5 });
+  const part = await recordTopic({
+    kafka: connection(broker),
+    topic,
+    out: ranged,
+    fromOffset: 2,
+    toOffset: 5,
+  });
   const filled = Object.values(part.ranges).filter(([a, b]) => b - a === 3).length;
   assert.ok(filled > 0);
   assert.equal(part.records, (await readAll(ranged)).length);
@@ -89,7 +101,7 @@ test("simulate to Kafka gives the same records as --out for the same seed, and r
   );
 
   const capped = await recordTopic({
-    brokers: broker.brokers,
+    kafka: connection(broker),
     topic,
     out: join(dir, "capped.avro"),
     max: 10,
@@ -99,7 +111,7 @@ test("simulate to Kafka gives the same records as --out for the same seed, and r
   // Time ranges use the Kafka timestamps (when the records were produced: just now).
   const hour = 3_600_000;
   const future = await recordTopic({
-    brokers: broker.brokers,
+    kafka: connection(broker),
     topic,
     out: join(dir, "f.avro"),
     since: Date.now() + hour,
@@ -107,7 +119,7 @@ test("simulate to Kafka gives the same records as --out for the same seed, and r
   assert.equal(future.records, 0);
   assert.deepEqual(await readAll(join(dir, "f.avro")), []);
   const past = await recordTopic({
-    brokers: broker.brokers,
+    kafka: connection(broker),
     topic,
     out: join(dir, "p.avro"),
     until: Date.now() - hour,
@@ -115,7 +127,7 @@ test("simulate to Kafka gives the same records as --out for the same seed, and r
   assert.equal(past.records, 0);
   const now = Date.now();
   const window = await recordTopic({
-    brokers: broker.brokers,
+    kafka: connection(broker),
     topic,
     out: join(dir, "w.avro"),
     since: now - hour,
@@ -124,7 +136,7 @@ test("simulate to Kafka gives the same records as --out for the same seed, and r
   assert.equal(window.records, fromFile.length);
 });
 
-test("record skips and counts messages that are not snapshots, or fails on them with --strict", async () => {
+test("record skips and counts messages that are not snapshots, or fails on them with on_invalid fail", async () => {
   const topic = uniqueTopic("record-junk");
   await createTopic(broker, topic, 1);
   const producer = kafkaClient(broker).producer();
@@ -140,7 +152,7 @@ test("record skips and counts messages that are not snapshots, or fails on them 
     ],
   });
   await producer.disconnect();
-  const summary = await recordTopic({ brokers: broker.brokers, topic, out: join(dir, "junk.avro") });
+  const summary = await recordTopic({ kafka: connection(broker), topic, out: join(dir, "junk.avro") });
   assert.equal(summary.records, 2);
   assert.deepEqual(summary.skipped, { BAD_MAGIC: 1, TRUNCATED: 1 });
   assert.deepEqual(
@@ -148,7 +160,7 @@ test("record skips and counts messages that are not snapshots, or fails on them 
     [good[0]!.rank, good[2]!.rank],
   );
   await assert.rejects(
-    recordTopic({ brokers: broker.brokers, topic, out: join(dir, "strict.avro"), strict: true }),
+    recordTopic({ kafka: connection(broker), topic, out: join(dir, "strict.avro"), onInvalid: "fail" }),
     /BAD_MAGIC/,
   );
   assert.equal(existsSync(join(dir, "strict.avro")), false);

@@ -176,6 +176,31 @@ describe("reluwatch replay", () => {
     assert.match(noDir.stderr, /^reluwatch: --events: cannot write .*dir\.jsonl \(ENOENT\)\n$/);
   });
 
+  test("the consumer's limits and the on_invalid policy apply: fail by default, skip on request, no dead letters", async () => {
+    const [failed, skipped, deadLetter] = await Promise.all([
+      cliAsync(["replay", file, "--max-units-per-layer", "32"]),
+      cliAsync(["replay", file, "--max-units-per-layer", "32", "--on-invalid", "skip"]),
+      cliAsync(["replay", file, "--on-invalid", "dead_letter"]),
+    ]);
+    assert.equal(failed.status, 1, failed.stderr);
+    assert.match(
+      failed.stderr,
+      /^reluwatch: replay: .*fleet\.avro: snapshot 0: .*max_units_per_layer is 32\n$/,
+    );
+    assert.equal(skipped.status, 0, skipped.stderr);
+    assert.match(
+      skipped.stderr,
+      new RegExp(
+        `replayed ${snapshots.length} snapshots \\(ok 0, duplicate 0, late 0, over_limit ${snapshots.length}\\); 0 transitions`,
+      ),
+    );
+    assert.equal(deadLetter.status, 2);
+    assert.match(
+      deadLetter.stderr,
+      /^reluwatch: invalid setting on_invalid: replay has no dead-letter topic/,
+    );
+  });
+
   test("--serve keeps the replayed state up for the explorer and the API until interrupted", async () => {
     const child = spawn(
       process.execPath,

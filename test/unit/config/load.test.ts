@@ -8,7 +8,7 @@ import { renderSettingsReference } from "../../../src/config/reference.js";
 import { packageRoot } from "../../../src/paths.js";
 import { cli } from "../../support/child.js";
 
-const ALL = ["kafka", "service", "detector", "limits"] as const;
+const ALL = ["kafka", "stream", "service", "detector", "limits", "input"] as const;
 const load = (flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) =>
   loadSettings({ flags, env, groups: ALL });
 

@@ -28,15 +28,27 @@ function snapshot(run_id: string, layer: string, layer_units = 8, step = 10): Ac
 }
 
 function harness(
-  limits = { max_runs: 2, max_layers_per_run: 2, max_units_per_layer: 64, max_message_bytes: 1 << 20 },
+  limits = {
+    max_tracked_units: 24,
+    max_layers_per_run: 2,
+    max_units_per_layer: 64,
+    max_message_bytes: 1 << 20,
+  },
 ) {
   const detector = new Detector();
   const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 1, processMetrics: false });
   const telemetry = new Telemetry(pino({ level: "silent" }), exporter);
-  const processor = new SnapshotProcessor(detector, limits, telemetry);
+  const processor = new SnapshotProcessor(detector, { limits, evictIdleMs: 60_000, clock: "wall" });
   let offset = 0;
-  const feed = (value: Buffer | null, partition = 0) =>
-    processor.process({ topic: "t", partition, offset: String(offset++), value }, 1_700_000_000_000);
+  const feed = (value: Buffer | null, partition = 0, now = 1_700_000_000_000) => {
+    const effects = processor.process(
+      { topic: "t", partition, offset: String(offset++), key: null, value },
+      { kind: "single-object" },
+      now,
+    );
+    telemetry.record(effects.events);
+    return effects;
+  };
   const counters = async () => parseExposition(await exporter.metrics());
   return { detector, processor, feed, counters };
 }
@@ -72,7 +84,7 @@ describe("SnapshotProcessor", () => {
     assert.equal(h.feed(encodeSnapshot(snapshot("r1", "b"))).deadLetter, undefined);
     assert.equal(h.feed(encodeSnapshot(snapshot("r1", "c"))).deadLetter?.reason, "limit_layers_per_run");
     assert.equal(h.feed(encodeSnapshot(snapshot("r2", "a"))).deadLetter, undefined);
-    assert.equal(h.feed(encodeSnapshot(snapshot("r3", "a"))).deadLetter?.reason, "limit_runs");
+    assert.equal(h.feed(encodeSnapshot(snapshot("r3", "a"))).deadLetter?.reason, "limit_tracked_units");
     assert.equal(
       h.feed(encodeSnapshot(snapshot("r2", "big", 128))).deadLetter?.reason,
       "limit_units_per_layer",
@@ -81,15 +93,34 @@ describe("SnapshotProcessor", () => {
     assert.equal(h.feed(encodeSnapshot(snapshot("r1", "b", 8, 20))).deadLetter, undefined);
     const m = await h.counters();
     assert.equal(sumOf(m, "reluwatch_snapshots_total", { result: "over_limit" }), 3);
+    assert.equal(sumOf(m, "reluwatch_invalid_snapshots_total", { reason: "limit_tracked_units" }), 1);
     assert.equal(sumOf(m, "reluwatch_snapshots_total", { result: "ok" }), 4);
     assert.equal(h.detector.layerIds().length, 3);
   });
 
-  test("a revoked partition's layers are dropped, with their limits' room", () => {
+  test("a new run evicts the longest-idle runs when the tracked-units budget is full", () => {
+    const h = harness();
+    const t0 = 1_700_000_000_000;
+    h.feed(encodeSnapshot(snapshot("r1", "a")), 0, t0);
+    h.feed(encodeSnapshot(snapshot("r1", "b")), 0, t0);
+    h.feed(encodeSnapshot(snapshot("r2", "a")), 0, t0 + 30_000);
+    const out = h.feed(encodeSnapshot(snapshot("r3", "a")), 0, t0 + 80_000);
+    assert.equal(out.deadLetter, undefined);
+    assert.deepEqual(out.events[0], { kind: "runs_evicted", runs: ["r1"], reason: "budget" });
+    assert.deepEqual(
+      h.detector
+        .layerIds()
+        .map((l) => l.run_id)
+        .sort(),
+      ["r2", "r3"],
+    );
+  });
+
+  test("dropped layers free their limits' room", () => {
     const h = harness();
     h.feed(encodeSnapshot(snapshot("r1", "a")), 0);
     h.feed(encodeSnapshot(snapshot("r1", "b")), 1);
-    assert.equal(h.processor.dropPartitions(new Set([0])), 1);
+    assert.equal(h.processor.dropLayers([{ run_id: "r1", layer: "a" }]), 1);
     assert.deepEqual(
       h.detector.layerIds().map((l) => l.layer),
       ["b"],
@@ -138,7 +169,9 @@ describe("SnapshotProcessor", () => {
     const h = harness();
     h.feed(encodeSnapshot(snapshot("r1", "a")));
     assert.deepEqual(h.processor.punctuate(1_700_000_000_000 + 10, 60_000), []);
-    assert.deepEqual(h.processor.punctuate(1_700_000_000_000 + 120_000, 60_000), ["r1"]);
+    assert.deepEqual(h.processor.punctuate(1_700_000_000_000 + 120_000, 60_000), [
+      { kind: "runs_evicted", runs: ["r1"], reason: "idle", idleMs: 60_000 },
+    ]);
     assert.equal(h.detector.layerIds().length, 0);
   });
 });

@@ -88,7 +88,7 @@ function deterministicExporter(): { exporter: Exporter; detector: Detector } {
     if (outcome.result === "ok") exporter.observeAge(1.5);
   }
   exporter.countRejected("invalid", "bad_magic");
-  exporter.countRejected("over_limit", "limit_runs");
+  exporter.countRejected("over_limit", "limit_tracked_units");
   exporter.setLag("reluwatch.snapshots", 0, 12);
   exporter.setLag("reluwatch.snapshots", 1, 0);
   exporter.setRestoring(false);
@@ -205,7 +205,7 @@ describe("the exporter's /metrics", () => {
       [...REJECT_REASONS].sort(),
     );
     assert.ok(invalid().every((s) => s.value === 0));
-    assert.ok(REJECT_REASONS.includes("bad_magic") && REJECT_REASONS.includes("limit_runs"));
+    assert.ok(REJECT_REASONS.includes("bad_magic") && REJECT_REASONS.includes("limit_tracked_units"));
     exporter.countRejected("invalid", "bad_magic");
     text = await exporter.metrics();
     assert.equal(sumOf(invalid(), "reluwatch_invalid_snapshots_total", { reason: "bad_magic" }), 1);

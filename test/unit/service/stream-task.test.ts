@@ -1,0 +1,370 @@
+/**
+ * The stream task over a fake source adapter (the SnapshotSource interface,
+ * no broker): restore, suppression below the committed offset, commits after
+ * writes, the retry of a failed restore plan, revocation, the punctuator,
+ * stop() and the on_invalid policy.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { pino } from "pino";
+import { encodeSnapshot } from "../../../src/codec/index.js";
+import type { OnInvalid } from "../../../src/config/index.js";
+import { type ActivationSnapshot, Detector, type UnitTransition } from "../../../src/core/index.js";
+import { SnapshotProcessor } from "../../../src/service/snapshot-processor.js";
+import { RejectedRecordError, type StateStore, StreamTask } from "../../../src/service/stream-task.js";
+import { Telemetry } from "../../../src/service/telemetry.js";
+import type { DeadLetterRecord } from "../../../src/sink/kafka-sinks.js";
+import { Exporter } from "../../../src/sink/prometheus.js";
+import type {
+  OffsetControl,
+  RecordBatch,
+  SnapshotSource,
+  SourceHandler,
+  SourceRecord,
+} from "../../../src/source/source.js";
+import { parseExposition, sumOf } from "../../support/metrics.js";
+
+const TOPIC = "snapshots";
+const T0 = 1_700_000_000_000;
+
+/** A source that delivers what the test hands it and records what the task asks of it. */
+class FakeSource implements SnapshotSource {
+  readonly topic = TOPIC;
+  readonly seeks: Array<[number, bigint]> = [];
+  readonly commits: Array<[number, bigint]> = [];
+  readonly log: string[] = [];
+  committedOffsets = new Map<number, bigint | undefined>();
+  byTime = new Map<number, bigint | undefined>();
+  /** Failures the next committed() calls throw, in order. */
+  failCommitted: Error[] = [];
+  committedCalls = 0;
+  stopped = false;
+  stale = false;
+  handler!: SourceHandler;
+  readonly failed = new Promise<Error>(() => {});
+  readonly offsets: OffsetControl = {
+    committed: async (partitions) => {
+      this.committedCalls++;
+      const err = this.failCommitted.shift();
+      if (err) throw err;
+      return new Map(partitions.map((p) => [p, this.committedOffsets.get(p)]));
+    },
+    offsetsAt: async () => new Map(this.byTime),
+    seek: (p, o) => void this.seeks.push([p, o]),
+    commit: async (p, o) => {
+      this.log.push(`commit ${p}@${o}`);
+      this.commits.push([p, o]);
+    },
+  };
+
+  async start(handler: SourceHandler): Promise<void> {
+    this.handler = handler;
+  }
+  async stop(): Promise<void> {
+    this.log.push("source stopped");
+    this.stopped = true;
+  }
+  notReadyReason(): string | undefined {
+    return undefined;
+  }
+
+  deliver(partition: number, from: number, values: Array<Buffer | null>, highWatermark?: bigint) {
+    const records: SourceRecord[] = values.map((value, i) => ({
+      topic: TOPIC,
+      partition,
+      offset: String(from + i),
+      key: Buffer.from("k"),
+      value,
+    }));
+    const batch: RecordBatch = {
+      topic: TOPIC,
+      partition,
+      encoding: { kind: "single-object" },
+      records,
+      ...(highWatermark !== undefined ? { highWatermark } : {}),
+    };
+    return this.handler.batch(batch, { isStale: () => this.stale, heartbeat: async () => {} });
+  }
+}
+
+class FakeWriter {
+  readonly transitions: UnitTransition[] = [];
+  readonly deadLetters: DeadLetterRecord[] = [];
+  gate: Promise<void> | undefined;
+  constructor(private readonly log: string[]) {}
+  async write(transitions: readonly UnitTransition[], deadLetters: readonly DeadLetterRecord[]) {
+    await this.gate;
+    this.transitions.push(...transitions);
+    this.deadLetters.push(...deadLetters);
+    this.log.push(`write ${transitions.length}+${deadLetters.length}`);
+  }
+}
+
+/** A layer whose units fire on a quarter of the samples: its first verdicts come when step 110 opens a bucket. */
+function snap(run: string, layer: string, step: number, fires = 4): ActivationSnapshot {
+  return {
+    run_id: run,
+    layer,
+    rank: 0,
+    step,
+    time: T0 + step,
+    unit_offset: 0,
+    unit_count: 4,
+    layer_units: 4,
+    samples: 8000,
+    stats: { kind: "counts", fires: new Uint32Array(4).fill(fires * 500), abs_sum: null, sq_sum: null },
+  };
+}
+
+function harness(opts: { onInvalid?: OnInvalid; store?: StateStore; now?: () => number } = {}) {
+  const source = new FakeSource();
+  const writer = new FakeWriter(source.log);
+  const detector = new Detector();
+  const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 1, processMetrics: false });
+  const telemetry = new Telemetry(pino({ level: "silent" }), exporter);
+  const processor = new SnapshotProcessor(detector, {
+    limits: {
+      max_tracked_units: 1000,
+      max_layers_per_run: 10,
+      max_units_per_layer: 100,
+      max_message_bytes: 1 << 20,
+    },
+    evictIdleMs: 60_000,
+    clock: "wall",
+  });
+  const task = new StreamTask(source, processor, writer, telemetry, {
+    restoreLookbackMs: 60_000,
+    onInvalid: opts.onInvalid ?? "dead_letter",
+    idleFlushMs: 60_000,
+    runIdleTimeoutMs: 600_000,
+    planRetryMs: 1,
+    ...(opts.store ? { store: opts.store } : {}),
+    now: opts.now ?? (() => T0 + 1_000),
+  });
+  const metrics = async () => parseExposition(await exporter.metrics());
+  return { source, writer, detector, task, metrics };
+}
+
+/** The transitions a fresh detector gives for each snapshot, one list per record. */
+function reference(snaps: readonly ActivationSnapshot[]): UnitTransition[][] {
+  const d = new Detector();
+  return snaps.map((s) => d.apply(s, T0 + 1_000).transitions);
+}
+
+const SNAPS = [0, 1, 2, 3, 4, 5].map((i) => snap("r", "fc", 10 + 100 * i, i < 3 ? 4 : 0));
+const VALUES = SNAPS.map((s) => encodeSnapshot(s));
+const nextTick = () => new Promise((r) => setImmediate(r));
+
+describe("StreamTask", () => {
+  test("restore: seeks to the lookback, rebuilds with events and dead letters suppressed below the committed offset, then goes live", async () => {
+    const h = harness();
+    h.source.committedOffsets.set(0, 13n);
+    h.source.byTime.set(0, 10n);
+    await h.task.start();
+    h.task.assignment([0]);
+    assert.match(h.task.notReadyReason() ?? "", /rebuilding/);
+    // Offsets 10..17: the six snapshots with a bad record at 11 (suppressed) and at 16 (live).
+    const values = [
+      VALUES[0]!,
+      Buffer.from("junk"),
+      VALUES[1]!,
+      VALUES[2]!,
+      VALUES[3]!,
+      VALUES[4]!,
+      Buffer.from("junk"),
+      VALUES[5]!,
+    ];
+    const last = await h.source.deliver(0, 10, values, 20n);
+    assert.equal(last, 17n);
+    assert.deepEqual(h.source.seeks, [[0, 10n]]);
+
+    const perRecord = reference(SNAPS);
+    // Offsets 10, 12 are the snapshots 0 and 1 (below 13: suppressed); 13.. are 2..5 (live).
+    const expected = perRecord.slice(2).flat();
+    assert.ok(expected.length > 0, "the live records change verdicts");
+    assert.deepEqual(h.writer.transitions, expected);
+    assert.deepEqual(
+      h.writer.deadLetters.map((d) => [d.source.offset, d.reason]),
+      [["16", "bad_magic"]],
+    );
+    assert.deepEqual(h.source.commits, [[0, 18n]]);
+    assert.deepEqual(
+      h.source.log,
+      ["write " + expected.length + "+1", "commit 0@18"],
+      "written before committed",
+    );
+    assert.equal(h.task.notReadyReason(), undefined, "live once past the committed offset");
+    const m = await h.metrics();
+    assert.equal(sumOf(m, "reluwatch_restoring"), 0);
+    assert.equal(sumOf(m, "reluwatch_consumer_lag_messages", { partition: "0" }), 2);
+    assert.equal(sumOf(m, "reluwatch_invalid_snapshots_total", { reason: "bad_magic" }), 2, "both counted");
+  });
+
+  test("a restore that ends below the committed offset writes nothing and commits nothing", async () => {
+    const h = harness();
+    h.source.committedOffsets.set(0, 100n);
+    h.source.byTime.set(0, 0n);
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, VALUES.slice(0, 3));
+    assert.deepEqual(h.source.commits, []);
+    assert.deepEqual(h.writer.transitions, []);
+    assert.match(h.task.notReadyReason() ?? "", /rebuilding/, "still below the live offset");
+    assert.equal(h.detector.layerIds().length, 1, "the window was rebuilt");
+  });
+
+  test("a partition never committed is live from the start, without a seek", async () => {
+    const h = harness();
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, VALUES);
+    assert.deepEqual(h.source.seeks, []);
+    assert.deepEqual(h.writer.transitions, reference(SNAPS).flat());
+    assert.deepEqual(h.source.commits, [[0, 6n]]);
+  });
+
+  test("a failed restore plan is retried while the partition is ours; its batches wait for it", async () => {
+    const h = harness();
+    h.source.committedOffsets.set(0, 2n);
+    h.source.byTime.set(0, 0n);
+    h.source.failCommitted = [new Error("broker down")];
+    await h.task.start();
+    h.task.assignment([0]);
+    await assert.rejects(h.source.deliver(0, 0, VALUES), /broker down/, "the batch is fetched again");
+    assert.deepEqual(h.source.commits, []);
+    while (h.source.committedCalls < 2) await new Promise((r) => setTimeout(r, 2));
+    await nextTick();
+    assert.equal(await h.source.deliver(0, 0, VALUES), 5n);
+    assert.deepEqual(h.source.seeks, [[0, 0n]]);
+    assert.deepEqual(h.writer.transitions, reference(SNAPS).slice(2).flat());
+    assert.deepEqual(h.source.commits, [[0, 6n]]);
+  });
+
+  test("revocation drops the partition's layers and its lag series; the other partition keeps both", async () => {
+    const h = harness();
+    await h.task.start();
+    h.task.assignment([0, 1]);
+    await h.source.deliver(0, 0, [encodeSnapshot(snap("r", "a", 10))], 5n);
+    await h.source.deliver(1, 0, [encodeSnapshot(snap("r", "b", 10))], 7n);
+    let m = await h.metrics();
+    assert.equal(sumOf(m, "reluwatch_consumer_lag_messages", { partition: "0" }), 4);
+    assert.equal(sumOf(m, "reluwatch_consumer_lag_messages", { partition: "1" }), 6);
+    h.task.assignment([1]);
+    assert.deepEqual(h.task.partitions(), [1]);
+    assert.deepEqual(
+      h.detector.layerIds().map((l) => l.layer),
+      ["b"],
+    );
+    m = await h.metrics();
+    assert.equal(
+      m.filter((s) => s.name === "reluwatch_consumer_lag_messages" && s.labels.partition === "0").length,
+      0,
+    );
+    assert.equal(sumOf(m, "reluwatch_consumer_lag_messages", { partition: "1" }), 6);
+    // A batch of the revoked partition still in flight does nothing.
+    assert.equal(await h.source.deliver(0, 1, [encodeSnapshot(snap("r", "a", 110))]), undefined);
+    assert.deepEqual(
+      h.detector.layerIds().map((l) => l.layer),
+      ["b"],
+    );
+  });
+
+  test("a batch made stale by the restore seek is left to be fetched again", async () => {
+    const h = harness();
+    h.source.committedOffsets.set(0, 3n);
+    h.source.byTime.set(0, 0n);
+    await h.task.start();
+    h.task.assignment([0]);
+    h.source.stale = true;
+    assert.equal(await h.source.deliver(0, 3, VALUES.slice(3)), undefined);
+    assert.equal(h.detector.layerIds().length, 0);
+  });
+
+  test("the punctuator flushes idle layers' verdicts to the writer and forgets idle runs", async () => {
+    const h = harness();
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, [VALUES[0]!]);
+    assert.equal(h.writer.transitions.length, 0);
+    await h.task.punctuate(T0 + 1_000 + 10_000);
+    assert.equal(h.writer.transitions.length, 0, "not idle yet");
+    await h.task.punctuate(T0 + 1_000 + 60_001);
+    assert.deepEqual(
+      h.writer.transitions.map((t) => [t.unit, t.from, t.to]),
+      [0, 1, 2, 3].map((u) => [u, "UNKNOWN", "ACTIVE"]),
+    );
+    assert.equal(h.detector.layerIds().length, 1);
+    await h.task.punctuate(T0 + 1_000 + 600_001);
+    assert.equal(h.detector.layerIds().length, 0, "the run was forgotten");
+  });
+
+  test("stop() waits for the batch in hand to be written and committed before stopping the source", async () => {
+    const h = harness();
+    await h.task.start();
+    h.task.assignment([0]);
+    let open!: () => void;
+    h.writer.gate = new Promise((r) => {
+      open = r;
+    });
+    const batch = h.source.deliver(0, 0, VALUES);
+    await nextTick();
+    let stopped = false;
+    const stopping = h.task.stop().then(() => {
+      stopped = true;
+    });
+    await nextTick();
+    assert.equal(stopped, false);
+    open();
+    await stopping;
+    await batch;
+    assert.deepEqual(h.source.log.slice(-2), ["commit 0@6", "source stopped"]);
+    assert.equal(await h.source.deliver(0, 6, VALUES), undefined, "nothing is processed after stop()");
+  });
+
+  test("on_invalid: skip drops rejected records; fail stops the task after committing what came before", async () => {
+    const skip = harness({ onInvalid: "skip" });
+    await skip.task.start();
+    skip.task.assignment([0]);
+    await skip.source.deliver(0, 0, [VALUES[0]!, Buffer.from("junk"), null]);
+    assert.deepEqual(skip.writer.deadLetters, []);
+    assert.deepEqual(skip.source.commits, [[0, 3n]]);
+    assert.equal(sumOf(await skip.metrics(), "reluwatch_snapshots_total", { result: "invalid" }), 2);
+
+    const fail = harness({ onInvalid: "fail" });
+    await fail.task.start();
+    fail.task.assignment([0]);
+    assert.equal(
+      await fail.source.deliver(0, 0, [VALUES[0]!, VALUES[1]!, Buffer.from("junk"), VALUES[2]!]),
+      1n,
+    );
+    const err = await fail.task.failed;
+    assert.ok(err instanceof RejectedRecordError);
+    assert.equal(fail.task.rejection(), err);
+    assert.equal(err.reason, "bad_magic");
+    assert.deepEqual(err.at, { topic: TOPIC, partition: 0, offset: "2" });
+    assert.deepEqual(fail.source.commits, [[0, 2n]]);
+    assert.deepEqual(fail.writer.deadLetters, []);
+  });
+
+  test("a state store's offsets replace the lookback, and its checkpoint precedes every commit", async () => {
+    const calls: string[] = [];
+    const store: StateStore = {
+      async restore(partitions) {
+        calls.push(`restore ${partitions.join(",")}`);
+        return new Map([[0, 4n]]);
+      },
+      async checkpoint(partition, position) {
+        calls.push(`checkpoint ${partition}@${position}`);
+      },
+    };
+    const h = harness({ store });
+    h.source.committedOffsets.set(0, 5n);
+    h.source.byTime.set(0, 0n);
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 4, VALUES.slice(4));
+    assert.deepEqual(h.source.seeks, [[0, 4n]]);
+    assert.deepEqual(calls, ["restore 0", "checkpoint 0@6"]);
+    assert.deepEqual(h.source.commits, [[0, 6n]]);
+  });
+});
