@@ -298,7 +298,7 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     events: (v.events as EventPolicy | undefined) ?? DEFAULT_EVENT_POLICY,
     dead_letter_topic: v.dead_letter_topic as string,
     restore_lookback_ms: v.restore_lookback_ms as number,
-    state_topic: v.state_topic as string,
+    state_topic: (v.state_topic as string | undefined) || `${v.group as string}.state`,
     checkpoint_interval_ms: v.checkpoint_interval_ms as number,
     start_from: v.start_from as "lookback" | "latest",
     metrics_port: v.metrics_port as number,

@@ -149,9 +149,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     name: "state_topic",
     type: "string",
-    default: "reluwatch.state",
     group: "stream",
-    doc: "Compacted changelog topic of the detector state (docs/state.md); created if absent, with the snapshot topic's partition count. Restores read it instead of re-reading input.",
+    doc: "Compacted changelog topic of the detector state (docs/state.md); default <group>.state (reluwatch.state for the default group), since the state belongs to one group's partitions of one snapshot topic. Created if absent, with the snapshot topic's partition count. Restores read it instead of re-reading input.",
   },
   {
     name: "checkpoint_interval_ms",
