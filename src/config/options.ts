@@ -163,10 +163,10 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     name: "start_from",
     type: "enum",
-    values: ["lookback", "latest"],
+    values: ["lookback", "latest", "earliest"],
     default: "lookback",
     group: "stream",
-    doc: "Where a consumer group that never committed starts: lookback rebuilds windows from restore_lookback_ms ago with events suppressed up to the end of the topic at assignment, then goes live; latest goes live at the end. Neither replays the retained topic live.",
+    doc: "Where a consumer group that never committed starts: lookback rebuilds windows from restore_lookback_ms ago with events suppressed up to the end of the topic at assignment, then goes live; latest goes live at the end. earliest processes the whole retained topic live, re-emitting its history: only for a backfill into an empty events topic, or a test that starts the consumer before the producer.",
   },
   // Service
   {

@@ -63,7 +63,7 @@ export interface TaskOptions {
    * from restoreLookbackMs ago with events suppressed up to the end offset at
    * assignment, `latest` goes live at the end offset.
    */
-  startFrom?: "lookback" | "latest";
+  startFrom?: "lookback" | "latest" | "earliest";
   /** Wall clock, injectable for tests. */
   now?: () => number;
 }
@@ -301,7 +301,8 @@ export class StreamTask implements SourceHandler {
     const since = partitions.some((p) => stored.get(p) === undefined)
       ? await offsets.offsetsAt(this.now() - this.options.restoreLookbackMs)
       : new Map<number, bigint | undefined>();
-    const fresh = partitions.filter((p) => committed.get(p) === undefined);
+    const fresh =
+      this.options.startFrom === "earliest" ? [] : partitions.filter((p) => committed.get(p) === undefined);
     const ends = fresh.length > 0 ? await offsets.endOffsets(fresh) : new Map<number, bigint>();
     const latest = this.options.startFrom === "latest";
     const report = [];
@@ -385,7 +386,8 @@ export class StreamTask implements SourceHandler {
       this.telemetry.transitions(transitions);
       await this.writer.write(transitions, deadLetters);
       const offsets = this.source.offsets;
-      if (offsets && plan.position > plan.liveFrom) {
+      // At liveFrom too: a group that never committed records that its history is done.
+      if (offsets && plan.position >= plan.liveFrom) {
         await this.options.store?.checkpoint(batch.partition, plan.position, owned.layers.values());
         await offsets.commit(batch.partition, plan.position);
       }

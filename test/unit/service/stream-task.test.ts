@@ -389,7 +389,11 @@ describe("StreamTask", () => {
     assert.ok(reference(SNAPS).flat().length > 0, "the records change verdicts");
     assert.deepEqual(lookback.writer.transitions, [], "history is not replayed live");
     assert.deepEqual(lookback.source.seeks, [[0, 0n]]);
-    assert.deepEqual(lookback.source.commits, []);
+    assert.deepEqual(
+      lookback.source.commits,
+      [[0, 6n]],
+      "the history is done: a restart does not start over",
+    );
     assert.notEqual(lookback.detector.summary("r", "fc"), undefined, "the windows were rebuilt");
 
     const latest = harness({ startFrom: "latest" });
