@@ -29,7 +29,8 @@ export const STATE_TOPIC_CONFIG: ReadonlyArray<{ name: string; value: string }> 
   { name: "compression.type", value: "producer" },
 ];
 
-const SEND_BYTES = 4 * 1024 * 1024;
+/** A send is one record batch per partition, which max.message.bytes bounds: one chunk a send, small records together. */
+const SEND_BYTES = DEFAULT_CHUNK_BYTES;
 
 export class KafkaChangelogWriter {
   private readonly producer: Producer;
@@ -87,7 +88,7 @@ export class KafkaChangelogWriter {
 
   /** Resolves once every record is acknowledged (acks all). */
   async write(partition: number, records: readonly ChangelogEntry[]): Promise<void> {
-    // Sent in order, a few MB a request: a layer of 1M units is ~100 chunks, more than one request should carry.
+    // Sent in order, one chunk a request: a layer of 1M units is ~70-110 chunks, more than one record batch may carry.
     let batch: Array<{ key: string; value: Buffer | null; partition: number }> = [];
     let bytes = 0;
     const flush = async () => {
