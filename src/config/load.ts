@@ -55,6 +55,9 @@ export interface Settings {
   events: EventPolicy;
   dead_letter_topic: string;
   restore_lookback_ms: number;
+  state_topic: string;
+  checkpoint_interval_ms: number;
+  start_from: "lookback" | "latest" | "earliest";
   metrics_port: number;
   metrics_host: string;
   /** The bearer token read from http_token_file; undefined when the API is open. */
@@ -295,6 +298,9 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     events: (v.events as EventPolicy | undefined) ?? DEFAULT_EVENT_POLICY,
     dead_letter_topic: v.dead_letter_topic as string,
     restore_lookback_ms: v.restore_lookback_ms as number,
+    state_topic: (v.state_topic as string | undefined) || `${v.group as string}.state`,
+    checkpoint_interval_ms: v.checkpoint_interval_ms as number,
+    start_from: v.start_from as "lookback" | "latest" | "earliest",
     metrics_port: v.metrics_port as number,
     metrics_host: v.metrics_host as string,
     run_idle_timeout_ms: v.run_idle_timeout_ms as number,

@@ -144,7 +144,29 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     default: 30 * 60 * 1000,
     min: 0,
     group: "stream",
-    doc: "On partition assignment, re-read this much history to rebuild the layers' windows before going live.",
+    doc: "On partition assignment, re-read this much history to rebuild the layers' windows before going live: the fallback for layers with no stored state in state_topic.",
+  },
+  {
+    name: "state_topic",
+    type: "string",
+    group: "stream",
+    doc: "Compacted changelog topic of the detector state (docs/state.md); default <group>.state (reluwatch.state for the default group), since the state belongs to one group's partitions of one snapshot topic. Created if absent, with the snapshot topic's partition count. Restores read it instead of re-reading input.",
+  },
+  {
+    name: "checkpoint_interval_ms",
+    type: "int",
+    default: 60_000,
+    min: 0,
+    group: "stream",
+    doc: "Write a partition's layers to state_topic at most this often while consuming (also on revocation and on shutdown). Shorter: less input to replay after a crash; longer: fewer changelog bytes.",
+  },
+  {
+    name: "start_from",
+    type: "enum",
+    values: ["lookback", "latest", "earliest"],
+    default: "lookback",
+    group: "stream",
+    doc: "Where a consumer group that never committed starts: lookback rebuilds windows from restore_lookback_ms ago with events suppressed up to the end of the topic at assignment, then goes live; latest goes live at the end. earliest processes the whole retained topic live, re-emitting its history: only for a backfill into an empty events topic, or a test that starts the consumer before the producer.",
   },
   // Service
   {

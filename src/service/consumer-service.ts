@@ -12,13 +12,16 @@ import type { AddressInfo } from "node:net";
 import type { Settings } from "../config/load.js";
 import { Detector } from "../core/index.js";
 import { createLogger, type Logger } from "../log.js";
+import { KafkaChangelogWriter } from "../sink/changelog-writer.js";
 import { HttpServer } from "../sink/http-server.js";
 import { KafkaSinks } from "../sink/kafka-sinks.js";
 import { Exporter } from "../sink/prometheus.js";
+import { KafkaChangelogReader } from "../source/changelog-reader.js";
 import { createKafka } from "../source/kafka-client.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
 import { waitForTopic } from "../source/topic-wait.js";
+import { ChangelogStore } from "./changelog-store.js";
 import { REJECT_REASONS, SnapshotProcessor } from "./snapshot-processor.js";
 import { StreamTask } from "./stream-task.js";
 import { Telemetry } from "./telemetry.js";
@@ -66,8 +69,17 @@ export async function startConsumerService(
   const kafka = createKafka(settings.kafka, log);
   const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
   const source = new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
+  const changelog = new KafkaChangelogWriter(kafka, settings.state_topic);
+  const store = new ChangelogStore(
+    detector,
+    new KafkaChangelogReader(kafka, { topic: settings.state_topic, group: settings.group, log }),
+    changelog,
+    { intervalMs: settings.checkpoint_interval_ms, log },
+  );
   const task = new StreamTask(source, processor, sinks, telemetry, {
     restoreLookbackMs: settings.restore_lookback_ms,
+    store,
+    startFrom: settings.start_from,
     onInvalid: settings.on_invalid ?? "dead_letter",
     idleFlushMs: settings.idle_flush_ms,
     runIdleTimeoutMs: settings.run_idle_timeout_ms,
@@ -101,7 +113,9 @@ export async function startConsumerService(
       },
     });
     waiting = undefined;
+    await changelog.ensureTopic(settings.topic, log);
     await sinks.connect();
+    await changelog.connect();
     await task.start();
     task.startPunctuator(PUNCTUATE_INTERVAL_MS);
     log.info(
@@ -132,6 +146,7 @@ export async function startConsumerService(
         await started.catch(() => undefined);
         await task.stop();
         await sinks.disconnect();
+        await changelog.disconnect();
         await http.stop();
         log.info({ event: "stopped" }, "stopped cleanly");
       })();

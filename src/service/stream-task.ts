@@ -29,15 +29,25 @@ export interface EffectWriter {
   write(transitions: readonly UnitTransition[], deadLetters: readonly DeadLetterRecord[]): Promise<void>;
 }
 
+/** A (run, layer) the task saw arrive through a partition. */
+export interface LayerId {
+  run_id: string;
+  layer: string;
+}
+
 /**
  * Durable per-partition detector state, plugged into the task. On assignment
  * `restore` loads the partitions' state and says up to which input offset it
- * covers (input resumes there); `checkpoint` makes the state up to `position`
- * durable and runs before offsets are committed.
+ * covers (input resumes there; undefined: nothing stored, the lookback
+ * rebuilds it). `checkpoint` makes the state of the partition's `layers` up
+ * to `position` durable and runs before offsets are committed; it takes the
+ * state before it returns (the promise is only the write), so the caller may
+ * drop the layers right after the call. Without `force` it may skip a write
+ * (a cadence); revocation and shutdown force one.
  */
 export interface StateStore {
   restore(partitions: readonly number[]): Promise<Map<number, bigint | undefined>>;
-  checkpoint(partition: number, position: bigint): Promise<void>;
+  checkpoint(partition: number, position: bigint, layers: Iterable<LayerId>, force?: boolean): Promise<void>;
 }
 
 export interface TaskOptions {
@@ -48,6 +58,12 @@ export interface TaskOptions {
   /** Wait before planning a restore again after the source's offset requests failed. */
   planRetryMs?: number;
   store?: StateStore;
+  /**
+   * Where a group that never committed starts: `lookback` (default) rebuilds
+   * from restoreLookbackMs ago with events suppressed up to the end offset at
+   * assignment, `latest` goes live at the end offset.
+   */
+  startFrom?: "lookback" | "latest" | "earliest";
   /** Wall clock, injectable for tests. */
   now?: () => number;
 }
@@ -84,7 +100,7 @@ const PLAN_RETRY_MS = 5_000;
 
 export class StreamTask implements SourceHandler {
   private readonly owned = new Map<number, Owned>();
-  /** Batch handlers still running, awaited by stop(). */
+  /** Batch handlers still running, and state writes of revoked partitions, awaited by stop(). */
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly now: () => number;
   private restoring = false;
@@ -144,6 +160,18 @@ export class StreamTask implements SourceHandler {
     this.stopping = true;
     clearInterval(this.punctuator);
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    // Every batch in hand committed; the state written now covers exactly what was committed.
+    const store = this.options.store;
+    if (store) {
+      const writes = [];
+      for (const [p, owned] of this.owned) {
+        if (owned.settled)
+          writes.push(store.checkpoint(p, owned.settled.position, owned.layers.values(), true));
+      }
+      for (const r of await Promise.allSettled(writes)) {
+        if (r.status === "rejected") this.checkpointFailed(r.reason);
+      }
+    }
     await this.source.stop();
   }
 
@@ -187,7 +215,16 @@ export class StreamTask implements SourceHandler {
     if (revoked.length > 0) {
       let layers = 0;
       for (const p of revoked) {
-        layers += this.processor.dropLayers(this.owned.get(p)!.layers.values());
+        const owned = this.owned.get(p)!;
+        // The state is taken before the layers are dropped; the next owner restores it.
+        if (this.options.store && owned.settled) {
+          const write = this.options.store
+            .checkpoint(p, owned.settled.position, owned.layers.values(), true)
+            .catch((err: unknown) => this.checkpointFailed(err));
+          this.inFlight.add(write);
+          write.then(() => this.inFlight.delete(write));
+        }
+        layers += this.processor.dropLayers(owned.layers.values());
         this.owned.delete(p);
         this.telemetry.lagDropped(this.source.topic, p);
       }
@@ -259,19 +296,29 @@ export class StreamTask implements SourceHandler {
       return plans;
     }
     const committed = await offsets.committed(partitions);
-    const stored = this.options.store ? await this.options.store.restore(partitions) : undefined;
-    const since = stored ? undefined : await offsets.offsetsAt(this.now() - this.options.restoreLookbackMs);
+    const stored = this.options.store ? await this.options.store.restore(partitions) : new Map();
+    // The lookback is the fallback of every partition the store knows nothing of.
+    const since = partitions.some((p) => stored.get(p) === undefined)
+      ? await offsets.offsetsAt(this.now() - this.options.restoreLookbackMs)
+      : new Map<number, bigint | undefined>();
+    const fresh =
+      this.options.startFrom === "earliest" ? [] : partitions.filter((p) => committed.get(p) === undefined);
+    const ends = fresh.length > 0 ? await offsets.endOffsets(fresh) : new Map<number, bigint>();
+    const latest = this.options.startFrom === "latest";
     const report = [];
     const topic = this.source.topic;
     for (const partition of partitions) {
-      const liveFrom = committed.get(partition);
-      if (liveFrom === undefined) {
-        // Never committed: nothing was emitted for this partition yet; start from the beginning, live.
-        plans.set(partition, { liveFrom: 0n, position: 0n });
+      // Never committed: nothing before the end offset is live; it only rebuilds windows (or is skipped under `latest`).
+      const end = ends.get(partition);
+      const liveFrom = committed.get(partition) ?? end ?? 0n;
+      const rewind = end !== undefined && latest ? end : (stored.get(partition) ?? since.get(partition));
+      const from = rewind !== undefined && rewind < liveFrom ? rewind : liveFrom;
+      if (from === liveFrom && committed.get(partition) === undefined) {
+        // A group that never committed starts at the beginning unless moved.
+        if (from > 0n) offsets.seek(partition, from);
+        plans.set(partition, { liveFrom, position: from });
         continue;
       }
-      const rewind = stored ? stored.get(partition) : since?.get(partition);
-      const from = rewind !== undefined && rewind < liveFrom ? rewind : liveFrom;
       if (from < liveFrom) {
         offsets.seek(partition, from);
         report.push({ topic, partition, from: from.toString(), until: liveFrom.toString() });
@@ -280,6 +327,13 @@ export class StreamTask implements SourceHandler {
     }
     if (report.length > 0) this.telemetry.restoreStarted(report);
     return plans;
+  }
+
+  private checkpointFailed(err: unknown): void {
+    this.telemetry.log.error(
+      { event: "checkpoint_failed", error: String(err) },
+      "could not write the state of a partition; its next owner rebuilds it from the lookback",
+    );
   }
 
   private updateRestoring(): void {
@@ -332,8 +386,9 @@ export class StreamTask implements SourceHandler {
       this.telemetry.transitions(transitions);
       await this.writer.write(transitions, deadLetters);
       const offsets = this.source.offsets;
-      if (offsets && plan.position > plan.liveFrom) {
-        await this.options.store?.checkpoint(batch.partition, plan.position);
+      // At liveFrom too: a group that never committed records that its history is done.
+      if (offsets && plan.position >= plan.liveFrom) {
+        await this.options.store?.checkpoint(batch.partition, plan.position, owned.layers.values());
         await offsets.commit(batch.partition, plan.position);
       }
       if (batch.highWatermark !== undefined) {

@@ -83,6 +83,13 @@ export class KafkaSnapshotSource implements SnapshotSource {
         }
         return out;
       },
+      async endOffsets(partitions) {
+        const out = new Map<number, bigint>();
+        for (const { partition, high } of await admin.fetchTopicOffsets(topic)) {
+          if (partitions.includes(partition)) out.set(partition, BigInt(high));
+        }
+        return out;
+      },
       seek(partition, offset) {
         consumer.seek({ topic, partition, offset: offset.toString() });
       },

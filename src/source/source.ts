@@ -64,6 +64,8 @@ export interface OffsetControl {
   committed(partitions: readonly number[]): Promise<Map<number, bigint | undefined>>;
   /** Per partition: the first offset whose timestamp is at or after `timeMs`, if any. */
   offsetsAt(timeMs: number): Promise<Map<number, bigint | undefined>>;
+  /** Per partition: the offset after its newest record (where a live-only start begins). */
+  endOffsets(partitions: readonly number[]): Promise<Map<number, bigint>>;
   /** The next batch of `partition` starts at `offset`. */
   seek(partition: number, offset: bigint): void;
   /** Records that everything below `offset` of `partition` is done. */

@@ -136,6 +136,7 @@ describe("reluwatch consume: poison input", () => {
 
     const settings = loadSettings({
       flags: {
+        startFrom: "earliest",
         brokers: broker.brokers.join(","),
         topic,
         group: `${topic}.group`,
@@ -292,6 +293,7 @@ describe("reluwatch consume: poison input", () => {
       .finally(() => admin.disconnect());
     const settings = loadSettings({
       flags: {
+        startFrom: "earliest",
         brokers: broker.brokers.join(","),
         topic,
         group: `${topic}.group`,

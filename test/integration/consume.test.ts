@@ -36,6 +36,7 @@ async function readEvents(broker: TestBroker, topic: string, expected: number): 
 function consumeSettings(broker: TestBroker, topic: string, policy: EventPolicy): Settings {
   return loadSettings({
     flags: {
+      startFrom: "earliest",
       brokers: broker.brokers.join(","),
       topic,
       group: `${topic}.group.${policy}`,
@@ -162,6 +163,7 @@ describe("reluwatch consume against a real broker", () => {
     const traffic = await startConsumerService(
       loadSettings({
         flags: {
+          startFrom: "earliest",
           brokers: broker.brokers.join(","),
           topic,
           group: `${topic}.group`,

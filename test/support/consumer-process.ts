@@ -118,5 +118,8 @@ export function consumerArgs(
     events,
     "--dead-letter-topic",
     `${topic}.dlq`,
+    // These tests start the consumer before producing: everything they produce is live.
+    "--start-from",
+    "earliest",
   ];
 }

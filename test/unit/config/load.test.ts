@@ -37,6 +37,11 @@ describe("settings", () => {
     assert.equal(s.dead_letter_topic, "reluwatch.dead-letter");
     assert.equal(s.metrics_port, 9464);
     assert.equal(s.restore_lookback_ms, 30 * 60 * 1000);
+    assert.equal(s.state_topic, "reluwatch.state", "<group>.state");
+    assert.equal(s.checkpoint_interval_ms, 60_000);
+    assert.equal(s.start_from, "lookback");
+    assert.equal(load({ group: "team-a" }).state_topic, "team-a.state");
+    assert.equal(load({ group: "team-a", stateTopic: "own" }).state_topic, "own");
     assert.equal(s.detector.window_steps, 1000);
     assert.equal(s.detector.window_buckets, 10);
     assert.equal(s.detector.alpha, 0.001);

@@ -35,6 +35,8 @@ class FakeSource implements SnapshotSource {
   readonly log: string[] = [];
   committedOffsets = new Map<number, bigint | undefined>();
   byTime = new Map<number, bigint | undefined>();
+  /** End offsets endOffsets() answers with; a partition not in it has none. */
+  ends = new Map<number, bigint>();
   /** Failures the next committed() calls throw, in order. */
   failCommitted: Error[] = [];
   committedCalls = 0;
@@ -50,6 +52,7 @@ class FakeSource implements SnapshotSource {
       return new Map(partitions.map((p) => [p, this.committedOffsets.get(p)]));
     },
     offsetsAt: async () => new Map(this.byTime),
+    endOffsets: async (ps: readonly number[]) => new Map([...this.ends].filter(([p]) => ps.includes(p))),
     seek: (p, o) => void this.seeks.push([p, o]),
     commit: async (p, o) => {
       this.log.push(`commit ${p}@${o}`);
@@ -116,7 +119,14 @@ function snap(run: string, layer: string, step: number, fires = 4): ActivationSn
   };
 }
 
-function harness(opts: { onInvalid?: OnInvalid; store?: StateStore; now?: () => number } = {}) {
+function harness(
+  opts: {
+    onInvalid?: OnInvalid;
+    store?: StateStore;
+    now?: () => number;
+    startFrom?: "lookback" | "latest";
+  } = {},
+) {
   const source = new FakeSource();
   const writer = new FakeWriter(source.log);
   const detector = new Detector();
@@ -139,6 +149,7 @@ function harness(opts: { onInvalid?: OnInvalid; store?: StateStore; now?: () => 
     runIdleTimeoutMs: 600_000,
     planRetryMs: 1,
     ...(opts.store ? { store: opts.store } : {}),
+    ...(opts.startFrom ? { startFrom: opts.startFrom } : {}),
     now: opts.now ?? (() => T0 + 1_000),
   });
   const metrics = async () => parseExposition(await exporter.metrics());
@@ -366,5 +377,59 @@ describe("StreamTask", () => {
     assert.deepEqual(h.source.seeks, [[0, 4n]]);
     assert.deepEqual(calls, ["restore 0", "checkpoint 0@6"]);
     assert.deepEqual(h.source.commits, [[0, 6n]]);
+  });
+
+  test("a group that never committed: lookback rebuilds up to the end offset with events suppressed; latest starts at the end", async () => {
+    const lookback = harness();
+    lookback.source.ends.set(0, 6n);
+    lookback.source.byTime.set(0, 0n);
+    await lookback.task.start();
+    lookback.task.assignment([0]);
+    await lookback.source.deliver(0, 0, VALUES);
+    assert.ok(reference(SNAPS).flat().length > 0, "the records change verdicts");
+    assert.deepEqual(lookback.writer.transitions, [], "history is not replayed live");
+    assert.deepEqual(lookback.source.seeks, [[0, 0n]]);
+    assert.deepEqual(
+      lookback.source.commits,
+      [[0, 6n]],
+      "the history is done: a restart does not start over",
+    );
+    assert.notEqual(lookback.detector.summary("r", "fc"), undefined, "the windows were rebuilt");
+
+    const latest = harness({ startFrom: "latest" });
+    latest.source.ends.set(0, 6n);
+    latest.source.byTime.set(0, 0n);
+    await latest.task.start();
+    latest.task.assignment([0]);
+    await latest.source.deliver(0, 6, [VALUES[0]!]);
+    assert.deepEqual(latest.source.seeks, [[0, 6n]]);
+    assert.deepEqual(latest.source.commits, [[0, 7n]]);
+  });
+
+  test("revocation checkpoints the partition's layers before dropping them; stop checkpoints every owned partition", async () => {
+    const calls: string[] = [];
+    let h: ReturnType<typeof harness> | undefined;
+    const store: StateStore = {
+      async restore() {
+        return new Map();
+      },
+      checkpoint(partition, position, layers, force) {
+        const names = [...layers].map(
+          (l) => `${l.layer}${h!.detector.checkpoint(l.run_id, l.layer) ? "" : "(gone)"}`,
+        );
+        calls.push(`${partition}@${position} [${names.join(",")}]${force ? " forced" : ""}`);
+        return Promise.resolve();
+      },
+    };
+    h = harness({ store });
+    h.source.committedOffsets.set(0, 0n);
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, VALUES.slice(0, 2));
+    h.task.assignment([1]);
+    assert.equal(h.detector.checkpoint("r", "fc"), undefined, "dropped after the checkpoint");
+    await nextTick();
+    await h.task.stop();
+    assert.deepEqual(calls, ["0@2 [fc]", "0@2 [fc] forced", "1@0 [] forced"]);
   });
 });

@@ -52,6 +52,10 @@ function fakeKafka() {
       { partition: 0, offset: "7" },
       { partition: 1, offset: "-1" },
     ],
+    fetchTopicOffsets: async () => [
+      { partition: 0, offset: "50", high: "50", low: "3" },
+      { partition: 1, offset: "9", high: "9", low: "0" },
+    ],
   };
   const kafka = { consumer: () => consumer, admin: () => admin } as unknown as Kafka;
   const emit = (event: string, payload: Record<string, unknown>) => {
@@ -143,7 +147,7 @@ describe("KafkaSnapshotSource", () => {
     assert.deepEqual(resolved, []);
   });
 
-  test("offsets: committed and by time map Kafka's -1 to none; seek and commit reach the consumer", async () => {
+  test("offsets: end offsets are the high watermarks; committed and by time map Kafka's -1 to none; seek and commit reach the consumer", async () => {
     const k = fakeKafka();
     const source = new KafkaSnapshotSource(k.kafka, { topic: "t", group: "g", log });
     const offsets = source.offsets;
@@ -162,6 +166,7 @@ describe("KafkaSnapshotSource", () => {
         [1, undefined],
       ]),
     );
+    assert.deepEqual(await offsets.endOffsets([1]), new Map([[1, 9n]]));
     offsets.seek(0, 7n);
     await offsets.commit(0, 43n);
     assert.deepEqual(k.calls.slice(-2), ["seek 0@7", "commit 0@43"]);
