@@ -6,6 +6,7 @@
  */
 import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Logger } from "../log.js";
+import { reluwatchAssigners, StickyMembership } from "./kafka-assigner.js";
 import type { OffsetControl, SnapshotSource, SourceHandler } from "./source.js";
 
 export interface KafkaSourceOptions {
@@ -39,8 +40,11 @@ export class KafkaSnapshotSource implements SnapshotSource {
   ) {
     this.topic = options.topic;
     this.admin = kafka.admin();
+    const membership = new StickyMembership();
     this.consumer = kafka.consumer({
       groupId: options.group,
+      // Partitions stay with their owner across membership changes: a moved one costs a restore.
+      partitionAssigners: reluwatchAssigners(membership),
       // Large enough for the biggest snapshot we accept, so one never stalls a partition.
       maxBytesPerPartition: 16 * 1024 * 1024,
       maxBytes: 64 * 1024 * 1024,
@@ -48,6 +52,7 @@ export class KafkaSnapshotSource implements SnapshotSource {
       heartbeatInterval: 3_000,
       allowAutoTopicCreation: false,
     });
+    membership.follow(this.consumer);
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       this.joined = false;
       options.log.error({
