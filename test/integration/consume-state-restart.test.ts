@@ -10,7 +10,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { decodeTransition } from "../../src/codec/index.js";
-import type { LayerSummary } from "../../src/core/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import {
   type ConsumerProcess,
@@ -19,8 +18,9 @@ import {
   waitFor,
 } from "../support/consumer-process.js";
 import { produceSnapshots, referenceDetector, scenarioSnapshots } from "../support/fleet.js";
-import { type Sample, scrape, sumOf } from "../support/metrics.js";
+import { scrape, sumOf } from "../support/metrics.js";
 import {
+  assertCountersMatch,
   assertEventsExactlyOnce,
   assertLayersMatch,
   layersMatch,
@@ -36,23 +36,6 @@ function exitWithin(p: ConsumerProcess, ms: number): Promise<number | string> {
       setTimeout(() => reject(new Error(`no exit within ${ms} ms`)), ms).unref(),
     ),
   ]);
-}
-
-/** Cumulative deaths and born-dead units per layer: what a lost state would double or invent. */
-function assertCountersMatch(samples: Sample[], reference: LayerSummary[]): void {
-  for (const s of reference) {
-    const where = { run: s.run_id, layer: s.layer };
-    assert.equal(
-      sumOf(samples, "reluwatch_unit_transitions_total", { ...where, to: "dead" }),
-      s.deaths_total,
-      `${s.run_id}/${s.layer} deaths`,
-    );
-    assert.equal(
-      sumOf(samples, "reluwatch_layer_born_dead_units", where),
-      s.born_dead_units,
-      `${s.run_id}/${s.layer} born dead`,
-    );
-  }
 }
 
 describe("reluwatch consume: state restored from the state topic across restarts", () => {

@@ -114,6 +114,43 @@ export function assertLayersMatch(samples: Sample[], reference: LayerSummary[]):
   }
 }
 
+/**
+ * Cumulative transitions by from and to, deaths and born-dead units per layer: what a lost state
+ * would double or invent. Deaths are from a living state; a born-dead verdict comes from unknown.
+ */
+export function assertCountersMatch(samples: Sample[], reference: LayerSummary[]): void {
+  for (const s of reference) {
+    const where = { run: s.run_id, layer: s.layer };
+    for (const { from, to, count } of s.transitions_total) {
+      assert.equal(
+        sumOf(samples, "reluwatch_unit_transitions_total", {
+          ...where,
+          from: from.toLowerCase(),
+          to: to.toLowerCase(),
+        }),
+        count,
+        `${s.run_id}/${s.layer} transitions ${from} -> ${to}`,
+      );
+    }
+    assert.equal(
+      sumOf(samples, "reluwatch_unit_transitions_total", where),
+      s.transitions_total.reduce((n, t) => n + t.count, 0),
+      `${s.run_id}/${s.layer} transitions, all`,
+    );
+    assert.equal(
+      sumOf(samples, "reluwatch_unit_transitions_total", { ...where, from: "active", to: "dead" }) +
+        sumOf(samples, "reluwatch_unit_transitions_total", { ...where, from: "mostly_silent", to: "dead" }),
+      s.deaths_total,
+      `${s.run_id}/${s.layer} deaths`,
+    );
+    assert.equal(
+      sumOf(samples, "reluwatch_layer_born_dead_units", where),
+      s.born_dead_units,
+      `${s.run_id}/${s.layer} born dead`,
+    );
+  }
+}
+
 /** True when the exposition's numbers equal the reference's (the waitFor form of assertLayersMatch). */
 export function layersMatch(samples: Sample[], reference: LayerSummary[]): boolean {
   try {
