@@ -9,6 +9,8 @@
  * against the simulator's truth, and the events topic holds every transition
  * exactly once (each membership change happens with everything committed, and
  * a SIGTERM commits what it emitted: docs/architecture.md, delivery guarantees).
+ * A second test joins a sticky member and one offering only kafkajs's default
+ * round-robin to one group: they agree on round-robin, as in a rolling upgrade.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -17,7 +19,13 @@ import { decodeTransition } from "../../src/codec/index.js";
 import { Detector } from "../../src/core/index.js";
 import { scoreScenario } from "../../src/eval/score.js";
 import { fleetTruth, resolveScenario } from "../../src/sim/index.js";
-import { decodeOwnership, type Ownership, STICKY_ASSIGNER_NAME } from "../../src/source/kafka-assigner.js";
+import {
+  decodeOwnership,
+  type Ownership,
+  reluwatchAssigners,
+  STICKY_ASSIGNER_NAME,
+  StickyMembership,
+} from "../../src/source/kafka-assigner.js";
 import { stickyAssignment } from "../../src/source/sticky-assignment.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import {
@@ -46,6 +54,18 @@ interface Member {
   /** What the member told the leader it owned at the last join. */
   ownership: Ownership;
   assigned: number[];
+}
+
+/** The protocol of a stable group of `size` members; undefined while it is not one. */
+async function stableProtocol(kafka: Kafka, group: string, size: number): Promise<string | undefined> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [g] = (await admin.describeGroups([group])).groups;
+    return g?.state === "Stable" && g.members.length === size ? g.protocol : undefined;
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** The members of a stable group of `size` using the sticky protocol; undefined while it is not one. */
@@ -257,5 +277,40 @@ describe("reluwatch consume: sticky assignment as an instance joins and leaves",
 
     a.child.kill("SIGTERM");
     assert.equal(await waitFor("a to exit", () => a.child.exitCode ?? undefined, 30_000), 0);
+  });
+
+  test("rolling upgrade: a member of a release that offers only round-robin and a sticky one agree on round-robin", async () => {
+    const topic = uniqueTopic("join-leave-mixed");
+    const group = `${topic}.group`;
+    await createTopic(broker, topic, 4);
+    const kafka = kafkaClient(broker);
+    const upgraded = kafka.consumer({
+      groupId: group,
+      partitionAssigners: reluwatchAssigners(new StickyMembership()),
+    });
+    // kafkajs's default assigners: what a release before the sticky assigner offered.
+    const previous = kafka.consumer({ groupId: group });
+    const crashes: unknown[] = [];
+    try {
+      for (const c of [upgraded, previous]) {
+        c.on(c.events.CRASH, (e) => crashes.push(e.payload.error));
+        await c.connect();
+        await c.subscribe({ topic, fromBeginning: true });
+        await c.run({ eachMessage: async () => {} });
+      }
+      assert.equal(
+        await waitFor("a stable group of both releases", () => stableProtocol(kafka, group, 2)),
+        "RoundRobinAssigner",
+      );
+      await previous.disconnect();
+      assert.equal(
+        await waitFor("the upgraded member alone", () => stableProtocol(kafka, group, 1)),
+        STICKY_ASSIGNER_NAME,
+        "once every member offers it, the group assigns with the sticky protocol",
+      );
+      assert.deepEqual(crashes, []);
+    } finally {
+      await Promise.allSettled([upgraded.disconnect(), previous.disconnect()]);
+    }
   });
 });
