@@ -364,8 +364,9 @@ describe("StreamTask", () => {
         calls.push(`restore ${partitions.join(",")}`);
         return new Map([[0, 4n]]);
       },
-      async checkpoint(partition, position) {
+      prepareCheckpoint(partition, position) {
         calls.push(`checkpoint ${partition}@${position}`);
+        return undefined;
       },
     };
     const h = harness({ store });
@@ -413,12 +414,12 @@ describe("StreamTask", () => {
       async restore() {
         return new Map();
       },
-      checkpoint(partition, position, layers, force) {
+      prepareCheckpoint(partition, position, layers, force) {
         const names = [...layers].map(
           (l) => `${l.layer}${h!.detector.checkpoint(l.run_id, l.layer) ? "" : "(gone)"}`,
         );
         calls.push(`${partition}@${position} [${names.join(",")}]${force ? " forced" : ""}`);
-        return Promise.resolve();
+        return undefined;
       },
     };
     h = harness({ store });
