@@ -161,6 +161,28 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Write a partition's layers to state_topic at most this often while consuming (also on revocation and on shutdown). Shorter: less input to replay after a crash; longer: fewer changelog bytes.",
   },
   {
+    name: "commit_interval_ms",
+    type: "int",
+    default: 1000,
+    min: 0,
+    group: "stream",
+    doc: "Commit at most this often (Kafka Streams' commit.interval.ms): between commits batches only advance positions and buffer their events and dead letters; a commit writes them, then the state checkpoints due, then the offsets (also on revocation, shutdown and when 10,000 effects are buffered; 0: after every batch). 1 s delays an event by at most a second, small against the seconds between a trainer's snapshots and the window's bucket length, while several batches share one offset commit (at_least_once) or one transaction (exactly_once). Longer: fewer commits and transaction markers, later events for read_committed readers, more input to replay after a crash.",
+  },
+  {
+    name: "processing_guarantee",
+    type: "enum",
+    values: ["at_least_once", "exactly_once"],
+    default: "at_least_once",
+    group: "stream",
+    doc: "at_least_once: events are acknowledged before the offsets are committed, so a crash re-emits at most one commit interval of events. exactly_once: each commit is one Kafka transaction holding the events, dead letters, state checkpoints and offsets; readers of events_topic must use isolation.level=read_committed. Needs a broker that allows transactions and, with ACLs, Write and Describe on the transactional id (docs/architecture.md).",
+  },
+  {
+    name: "transactional_id",
+    type: "string",
+    group: "stream",
+    doc: "Transactional id of the exactly_once producer; default <group>-<host name>. It must stay the same when an instance restarts and differ between instances that run at once: the restarted producer then fences the one it replaces (a StatefulSet gives each pod a stable name; a Deployment does not, see docs/architecture.md).",
+  },
+  {
     name: "start_from",
     type: "enum",
     values: ["lookback", "latest", "earliest"],
