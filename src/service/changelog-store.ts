@@ -111,8 +111,9 @@ export class ChangelogStore implements StateStore {
       records.push(...tombstones([keys.manifest, ...keys.chunks]));
     }
     this.written.set(partition, after);
-    this.lastWrite.set(partition, now);
+    // Only a write starts the interval: a partition with no layers yet must not delay its first checkpoint.
     if (records.length === 0) return undefined;
+    this.lastWrite.set(partition, now);
     return { partition, records, write: () => this.writer.write(partition, records) };
   }
 
