@@ -166,7 +166,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     default: 1000,
     min: 0,
     group: "stream",
-    doc: "Commit at most this often (Kafka Streams' commit.interval.ms): between commits batches only advance positions and buffer their events and dead letters; a commit writes them, then the state checkpoints due, then the offsets (also on revocation, shutdown and when 10,000 effects are buffered; 0: after every batch). 1 s delays an event by at most a second, small against the seconds between a trainer's snapshots and the window's bucket length, while several batches share one offset commit (at_least_once) or one transaction (exactly_once). Longer: fewer commits and transaction markers, later events for read_committed readers, more input to replay after a crash.",
+    doc: "Commit at most this often, like Kafka Streams' commit.interval.ms: between commits batches only advance positions and buffer their events and dead letters; a commit writes them, then the state checkpoints due, then the offsets. Also on revocation, shutdown and once 10,000 events and dead letters are buffered; 0 commits after every batch. Kafka Streams defaults to 30 s (at-least-once) and 100 ms (exactly-once); 1 s keeps an event's added delay under a second, far below the minutes on which dead-unit alerts act, while a commit (an offset commit, or a transaction with its markers on every partition it wrote) is paid once a second rather than once a batch. Longer: fewer commits, later events for read_committed readers, more input processed again after a crash.",
   },
   {
     name: "processing_guarantee",
@@ -174,7 +174,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     values: ["at_least_once", "exactly_once"],
     default: "at_least_once",
     group: "stream",
-    doc: "at_least_once: events are acknowledged before the offsets are committed, so a crash re-emits at most one commit interval of events. exactly_once: each commit is one Kafka transaction holding the events, dead letters, state checkpoints and offsets; readers of events_topic must use isolation.level=read_committed. Needs a broker that allows transactions and, with ACLs, Write and Describe on the transactional id (docs/architecture.md).",
+    doc: "at_least_once: events are acknowledged before the offsets are committed, so a crash emits again the events since the last commit (about commit_interval_ms of input). exactly_once: each commit is one Kafka transaction holding the events, dead letters, state checkpoints and offsets; readers of events_topic must use isolation.level=read_committed. Needs a broker that allows transactions and, with ACLs, Write and Describe on the transactional id (docs/architecture.md).",
   },
   {
     name: "transactional_id",
