@@ -150,6 +150,8 @@ interface Owned {
   pending: Buffered;
   /** The offset this instance last committed for the partition. */
   committed?: bigint;
+  /** Whether a batch moved the position since the plan: only then is there an offset to commit. */
+  processed?: boolean;
 }
 
 /** A partition's share of a commit, taken at one instant. */
@@ -184,7 +186,8 @@ export class StreamTask implements SourceHandler {
   private commitTimer: NodeJS.Timeout | undefined;
   /** Commits run one after another, in the order they were taken. */
   private commitChain: Promise<void> = Promise.resolve();
-  private lastCommitAt: number;
+  /** The first batch with records commits at once, so a partition's first state is durable early. */
+  private lastCommitAt = Number.NEGATIVE_INFINITY;
   private loose: UnitTransition[] = [];
   private fail: (err: Error) => void = () => {};
   /** The record that stopped the task under `on_invalid: fail`, once one did. */
@@ -200,7 +203,6 @@ export class StreamTask implements SourceHandler {
     private readonly options: TaskOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.lastCommitAt = this.now();
     const own = new Promise<Error>((resolve) => {
       this.fail = resolve;
     });
@@ -448,7 +450,13 @@ export class StreamTask implements SourceHandler {
     for (const o of this.owned.values()) {
       if (o.pending.transitions.length > 0 || o.pending.deadLetters.length > 0) return true;
       const plan = o.settled;
-      if (plan && this.source.offsets && plan.position >= plan.liveFrom && plan.position !== o.committed)
+      if (
+        o.processed &&
+        plan &&
+        this.source.offsets &&
+        plan.position >= plan.liveFrom &&
+        plan.position !== o.committed
+      )
         return true;
     }
     return false;
@@ -478,7 +486,8 @@ export class StreamTask implements SourceHandler {
       const plan = owned.settled;
       if (plan && offsets) {
         // At liveFrom too: a group that never committed records that its history is done.
-        const due = plan.position >= plan.liveFrom && plan.position !== owned.committed;
+        const due =
+          owned.processed === true && plan.position >= plan.liveFrom && plan.position !== owned.committed;
         if (due || force) {
           const state = store?.prepareCheckpoint(partition, plan.position, owned.layers.values(), force);
           if (state) part.state = state;
@@ -601,6 +610,7 @@ export class StreamTask implements SourceHandler {
     }
     if (this.owned.get(batch.partition) !== owned) return undefined;
     if (last !== undefined) {
+      owned.processed = true;
       this.telemetry.transitions(transitions);
       if (batch.highWatermark !== undefined) {
         const high = batch.highWatermark;

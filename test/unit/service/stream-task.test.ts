@@ -490,15 +490,17 @@ describe("StreamTask commits", () => {
     const h = harness({ commitIntervalMs: 1_000, now: () => now });
     await h.task.start();
     h.task.assignment([0]);
-    for (let i = 0; i < 3; i++) assert.equal(await h.source.deliver(0, i, [VALUES[i]!]), BigInt(i));
-    assert.deepEqual(h.source.log, [], "nothing written or committed before the interval");
+    assert.equal(await h.source.deliver(0, 0, [VALUES[0]!]), 0n);
+    assert.deepEqual(h.source.log, ["commit 0@1"], "the first batch commits at once");
+    for (let i = 1; i < 3; i++) assert.equal(await h.source.deliver(0, i, [VALUES[i]!]), BigInt(i));
+    assert.deepEqual(h.source.log, ["commit 0@1"], "nothing more written or committed within the interval");
     assert.deepEqual(h.writer.transitions, []);
     now += 1_000;
     assert.equal(await h.source.deliver(0, 3, VALUES.slice(3)), 5n);
     const expected = reference(SNAPS).flat();
-    assert.ok(expected.length > 0);
+    assert.ok(reference(SNAPS.slice(0, 1)).flat().length === 0 && expected.length > 0);
     assert.deepEqual(h.writer.transitions, expected, "every batch's events, in order");
-    assert.deepEqual(h.source.log, [`write ${expected.length}+0`, "commit 0@6"]);
+    assert.deepEqual(h.source.log, ["commit 0@1", `write ${expected.length}+0`, "commit 0@6"]);
   });
 
   test("buffered effects beyond the limit commit before the interval", async () => {
@@ -515,27 +517,29 @@ describe("StreamTask commits", () => {
     const task = h.task;
     await task.start();
     task.assignment([0]);
+    await h.source.deliver(0, 0, [VALUES[0]!]);
+    assert.deepEqual(h.source.log, ["checkpoint 0@1", "commit 0@1"], "the first batch: state, then offset");
     let open!: () => void;
     h.writer.gate = new Promise((r) => {
       open = r;
     });
-    await h.source.deliver(0, 0, VALUES.slice(0, 2));
+    await h.source.deliver(0, 1, [VALUES[1]!]);
     now += 1_000;
     const first = h.source.deliver(0, 2, VALUES.slice(2, 4));
     await nextTick();
-    // The commit of 0..3 waits for its events; the batch after it is processed meanwhile.
+    // The commit of 1..3 waits for its events; the batch after it is processed meanwhile.
     now += 500;
     assert.equal(await h.source.deliver(0, 4, VALUES.slice(4)), 5n);
-    assert.deepEqual(h.source.commits, [], "no offset before its events are acknowledged");
+    assert.deepEqual(h.source.commits, [[0, 1n]], "no offset before its events are acknowledged");
     open();
     await first;
-    assert.deepEqual(h.source.log, [
+    assert.deepEqual(h.source.log.slice(2), [
       `write ${reference(SNAPS).slice(0, 4).flat().length}+0`,
       "checkpoint 0@4",
       "commit 0@4",
     ]);
     await task.stop();
-    assert.deepEqual(h.source.log.slice(3), [
+    assert.deepEqual(h.source.log.slice(5), [
       `write ${reference(SNAPS).slice(4).flat().length}+0`,
       "checkpoint 0@6 forced",
       "commit 0@6",
@@ -564,20 +568,32 @@ describe("StreamTask commits", () => {
   test("exactly_once: one transaction holds a commit's events, dead letters, state and offsets; the source commits nothing itself", async () => {
     let now = T0;
     const tx = new FakeTransactions();
-    const h = harness({ commitIntervalMs: 1_000, now: () => now, transactions: tx });
+    const h = harness({
+      commitIntervalMs: 1_000,
+      now: () => now,
+      transactions: tx,
+      store: (log) => loggingStore(log),
+    });
     await h.task.start();
     h.task.assignment([0]);
-    await h.source.deliver(0, 0, [VALUES[0]!, Buffer.from("junk"), VALUES[1]!]);
+    await h.source.deliver(0, 0, [VALUES[0]!]);
+    assert.equal(tx.committed.length, 1, "the first batch commits at once");
+    await h.source.deliver(0, 1, [Buffer.from("junk"), VALUES[1]!]);
     now += 1_000;
     await h.source.deliver(0, 3, VALUES.slice(2));
-    assert.equal(tx.committed.length, 1);
-    const [c] = tx.committed;
-    assert.deepEqual(c!.transitions, reference(SNAPS).flat());
+    assert.equal(tx.committed.length, 2);
+    const c = tx.committed[1]!;
+    assert.equal(reference(SNAPS.slice(0, 1)).flat().length, 0);
+    assert.deepEqual(c.transitions, reference(SNAPS).flat());
     assert.deepEqual(
-      c!.deadLetters.map((d) => d.source.offset),
+      c.deadLetters.map((d) => d.source.offset),
       ["1"],
     );
-    assert.deepEqual(c!.offsets, [{ partition: 0, offset: 7n }]);
+    assert.deepEqual(
+      c.state.map((x) => x.records[0]!.key),
+      ["checkpoint 0@7"],
+    );
+    assert.deepEqual(c.offsets, [{ partition: 0, offset: 7n }]);
     assert.deepEqual(h.source.commits, []);
     assert.deepEqual(h.writer.transitions, [], "nothing outside the transaction");
   });
@@ -622,12 +638,13 @@ describe("StreamTask commits", () => {
     const h = harness({ commitIntervalMs: 1_000, now: () => now, transactions: tx });
     await h.task.start();
     h.task.assignment([0, 1]);
-    await h.source.deliver(0, 0, VALUES);
     await h.source.deliver(1, 0, [encodeSnapshot(snap("r", "b", 10))]);
+    await h.source.deliver(0, 0, VALUES);
+    assert.ok(reference(SNAPS).flat().length > 0);
     h.task.assignment([1]);
     now += 1_000;
     await h.task.stop();
-    assert.equal(tx.committed.length, 1);
+    assert.equal(tx.attempts.length, 1, "nothing of partition 0 was ever sent");
     assert.deepEqual(tx.committed[0]!.transitions, []);
     assert.deepEqual(tx.committed[0]!.offsets, [{ partition: 1, offset: 1n }]);
   });
