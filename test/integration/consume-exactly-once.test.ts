@@ -8,12 +8,18 @@
  * read_committed reader of the events topic then sees every transition of the
  * offline reference exactly once, and the cumulative deaths and born-dead
  * units equal the reference's.
+ *
+ * The producer adapter alone: a producer with the same transactional id
+ * aborts the transaction a killed process left open (read_committed readers
+ * never see its records) and fences the older producer, whose next commit
+ * fails with ProducerFencedError.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Kafka } from "kafkajs";
 import { decodeTransition } from "../../src/codec/index.js";
 import type { LayerSummary, UnitTransition } from "../../src/core/index.js";
+import { KafkajsTransactionalProducer, ProducerFencedError } from "../../src/sink/transactional-producer.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import {
   type ConsumerProcess,
@@ -75,6 +81,32 @@ async function readCommitted(kafka: Kafka, topic: string, timeoutMs = 60_000): P
       },
     });
     await waitFor(`reading ${topic} to its end`, () => (pending.size === 0 ? true : undefined), timeoutMs);
+    return out;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/** The values of a topic's committed records, read_committed. */
+async function readCommittedValues(kafka: Kafka, topic: string): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+  const pending = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  for (const [p, high] of pending) if (high === 0n) pending.delete(p);
+  const out: string[] = [];
+  const consumer = kafka.consumer({ groupId: `${topic}.values.${Date.now()}`, readUncommitted: false });
+  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+    const end = pending.get(e.payload.partition);
+    if (end !== undefined && BigInt(e.payload.lastOffset) + 1n >= end) pending.delete(e.payload.partition);
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => void out.push(message.value!.toString()),
+    });
+    await waitFor(`reading ${topic} to its end`, () => (pending.size === 0 ? true : undefined));
     return out;
   } finally {
     await consumer.disconnect();
@@ -222,5 +254,34 @@ describe("reluwatch consume --processing-guarantee exactly_once", () => {
     );
     b.child.kill("SIGTERM");
     assert.equal(await exitWithin(b, 30_000), 0);
+  });
+
+  test("the transactional producer: a successor with the same id aborts the open transaction and fences the old producer", async () => {
+    const topic = uniqueTopic("eos-fence");
+    await createTopic(broker, topic, 1);
+    const kafka = kafkaClient(broker);
+    const id = `${topic}.txn`;
+    const offsets = { group: `${topic}.group`, topic, partitions: [{ partition: 0, offset: "1" }] };
+    const message = (value: string) => [{ topic, key: "k", value: Buffer.from(value) }];
+
+    // A process killed mid-transaction: its records are on the log, the transaction open.
+    const killed = kafka.producer({ transactionalId: id, idempotent: true, maxInFlightRequests: 1 });
+    await killed.connect();
+    const open = await killed.transaction();
+    await open.send({ topic, acks: -1, messages: [{ key: "k", value: Buffer.from("never committed") }] });
+
+    const older = new KafkajsTransactionalProducer(kafka, id);
+    await older.connect();
+    await older.commit({ sends: [message("committed by the older")], offsets });
+    const successor = new KafkajsTransactionalProducer(kafka, id);
+    await successor.connect();
+    await assert.rejects(older.commit({ sends: [message("zombie")], offsets }), ProducerFencedError);
+    await successor.commit({ sends: [message("committed by the successor")], offsets });
+    await Promise.all([older.disconnect(), successor.disconnect(), killed.disconnect()]);
+
+    const values = await readCommittedValues(kafka, topic);
+    assert.deepEqual(values, ["committed by the older", "committed by the successor"]);
+    const committed = await committedOffsets(kafka, offsets.group, topic);
+    assert.equal(committed.get(0), 1n, "the offsets of the committed transactions");
   });
 });
