@@ -536,8 +536,11 @@ export class StreamTask implements SourceHandler {
    */
   private commitFailed(parts: readonly CommitPart[], effects: number, err: unknown): void {
     const guarantee = this.options.transactions ? "exactly_once" : "at_least_once";
+    // A partition that put nothing into this commit lost nothing: its state is what is durable.
+    const contributed = (x: CommitPart) =>
+      x.transitions.length + x.deadLetters.length > 0 || x.offset !== undefined || x.state !== undefined;
     const replan = parts
-      .filter((x) => !x.revoked && this.owned.get(x.partition) === x.owned)
+      .filter((x) => !x.revoked && contributed(x) && this.owned.get(x.partition) === x.owned)
       .map((x) => x.partition);
     const fenced = err instanceof ProducerFencedError;
     this.telemetry.commitFailed({
