@@ -21,7 +21,9 @@
  * transaction: all of it or none. A commit that fails leaves the partitions'
  * detector state past what is durable, so their layers are dropped and the
  * partitions planned again as on a fresh assignment (restore, then replay
- * with events suppressed up to the committed offset).
+ * with events suppressed up to the committed offset). A fenced producer, or
+ * a condition only the operator can fix (a refused topic name, credentials,
+ * ACLs), ends the task instead.
  *
  * What a record the processor rejects becomes is the `on_invalid` policy:
  * dead-lettered, skipped (counted and logged only), or the end of the task
@@ -32,6 +34,7 @@ import type { OnInvalid } from "../config/load.js";
 import type { UnitTransition } from "../core/snapshot.js";
 import type { DeadLetterRecord } from "../sink/kafka-sinks.js";
 import { ProducerFencedError } from "../sink/transactional-producer.js";
+import { kafkaErrorOf } from "../source/kafka-errors.js";
 import type { BatchControl, RecordBatch, SnapshotSource, SourceHandler } from "../source/source.js";
 import type { SnapshotProcessor } from "./snapshot-processor.js";
 import type { Telemetry } from "./telemetry.js";
@@ -542,17 +545,22 @@ export class StreamTask implements SourceHandler {
     const replan = parts
       .filter((x) => !x.revoked && contributed(x) && this.owned.get(x.partition) === x.owned)
       .map((x) => x.partition);
-    const fenced = err instanceof ProducerFencedError;
+    // Fenced, or a condition only the operator can change (a refused topic name, credentials, ACLs):
+    // planning again would fail the same way forever, so the task stops and the process exits.
+    const condition = kafkaErrorOf(err, { brokers: [] });
+    const fatal =
+      err instanceof ProducerFencedError ||
+      (condition !== undefined && !condition.waitable && condition.code !== "KAFKA_ERROR");
     this.telemetry.commitFailed({
       guarantee,
       partitions: parts.map((x) => x.partition),
-      replanned: fenced || this.stopping ? [] : replan,
+      replanned: fatal || this.stopping ? [] : replan,
       effects,
       error: err instanceof Error ? err.message : String(err),
     });
-    if (fenced) {
+    if (fatal) {
       this.stopping = true;
-      this.fail(err);
+      this.fail(err instanceof Error ? err : new Error(String(err)));
       return;
     }
     if (this.stopping || replan.length === 0) return;

@@ -660,4 +660,44 @@ describe("StreamTask commits", () => {
     assert.equal(await h.task.failed, fenced);
     assert.equal(await h.source.deliver(0, 6, VALUES), undefined, "nothing is processed after it");
   });
+
+  test("a commit refused for a reason only the operator can fix ends the task instead of planning again", async () => {
+    const h = harness();
+    const refused = Object.assign(
+      new Error("The request attempted to perform an operation on an invalid topic"),
+      {
+        name: "KafkaJSProtocolError",
+        type: "INVALID_TOPIC_EXCEPTION",
+      },
+    );
+    h.writer.gate = Promise.reject(refused);
+    h.writer.gate.catch(() => {});
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, VALUES);
+    assert.equal(await h.task.failed, refused);
+    assert.deepEqual(h.source.commits, []);
+    assert.equal(h.source.committedCalls, 1, "not planned again");
+  });
+
+  test("at_least_once: a failed write plans the partition again, and the events come again", async () => {
+    const h = harness();
+    h.writer.gate = Promise.reject(new Error("broker went away"));
+    h.writer.gate.catch(() => {});
+    h.source.committedOffsets.set(0, 0n);
+    await h.task.start();
+    h.task.assignment([0]);
+    assert.equal(await h.source.deliver(0, 0, VALUES), undefined);
+    assert.deepEqual(h.source.commits, []);
+    while (h.source.committedCalls < 2) await nextTick();
+    await nextTick();
+    h.writer.gate = undefined;
+    assert.equal(await h.source.deliver(0, 0, VALUES), 5n);
+    assert.deepEqual(h.writer.transitions, reference(SNAPS).flat());
+    assert.deepEqual(h.source.commits, [[0, 6n]]);
+    assert.equal(
+      sumOf(await h.metrics(), "reluwatch_commit_failures_total", { guarantee: "at_least_once" }),
+      1,
+    );
+  });
 });
