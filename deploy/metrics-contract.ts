@@ -164,6 +164,12 @@ export const METRICS: readonly MetricContract[] = [
     labels: [],
     help: "1 while the instance rebuilds windows of newly assigned partitions (not ready), else 0.",
   },
+  {
+    name: "reluwatch_commit_failures_total",
+    type: "counter",
+    labels: ["guarantee"],
+    help: "Commits (effects, state, offsets) that failed, by processing_guarantee; each plans its partitions again from the state topic.",
+  },
 ];
 
 /**

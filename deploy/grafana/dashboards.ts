@@ -420,6 +420,22 @@ export function pipelineDashboard(): Dashboard {
         .height(8)
         .span(12),
     )
+    .withPanel(
+      new TimeseriesPanel()
+        .title("Failed commits")
+        .description(
+          "Commits (or transactions, under exactly_once) that failed per second; each restores its partitions from the state topic.",
+        )
+        .withTarget(
+          prom(
+            "sum by (instance, guarantee) (rate(reluwatch_commit_failures_total[5m]))",
+            "{{instance}} {{guarantee}}",
+          ),
+        )
+        .unit("ops")
+        .height(8)
+        .span(12),
+    )
     .build();
 }
 

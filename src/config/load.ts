@@ -57,6 +57,10 @@ export interface Settings {
   restore_lookback_ms: number;
   state_topic: string;
   checkpoint_interval_ms: number;
+  commit_interval_ms: number;
+  processing_guarantee: "at_least_once" | "exactly_once";
+  /** Unset unless given: the service derives it from the group and the host name. */
+  transactional_id?: string;
   start_from: "lookback" | "latest" | "earliest";
   metrics_port: number;
   metrics_host: string;
@@ -300,6 +304,9 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     restore_lookback_ms: v.restore_lookback_ms as number,
     state_topic: (v.state_topic as string | undefined) || `${v.group as string}.state`,
     checkpoint_interval_ms: v.checkpoint_interval_ms as number,
+    commit_interval_ms: v.commit_interval_ms as number,
+    processing_guarantee: v.processing_guarantee as "at_least_once" | "exactly_once",
+    ...(v.transactional_id ? { transactional_id: v.transactional_id as string } : {}),
     start_from: v.start_from as "lookback" | "latest" | "earliest",
     metrics_port: v.metrics_port as number,
     metrics_host: v.metrics_host as string,

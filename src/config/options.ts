@@ -161,6 +161,28 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Write a partition's layers to state_topic at most this often while consuming (also on revocation and on shutdown). Shorter: less input to replay after a crash; longer: fewer changelog bytes.",
   },
   {
+    name: "commit_interval_ms",
+    type: "int",
+    default: 1000,
+    min: 0,
+    group: "stream",
+    doc: "Commit at most this often, like Kafka Streams' commit.interval.ms: between commits batches only advance positions and buffer their events and dead letters; a commit writes them, then the state checkpoints due, then the offsets. Also on revocation, shutdown and once 10,000 events and dead letters are buffered; 0 commits after every batch. Kafka Streams defaults to 30 s (at-least-once) and 100 ms (exactly-once); 1 s keeps an event's added delay under a second, far below the minutes on which dead-unit alerts act, while a commit (an offset commit, or a transaction with its markers on every partition it wrote) is paid once a second rather than once a batch. Longer: fewer commits, later events for read_committed readers, more input processed again after a crash.",
+  },
+  {
+    name: "processing_guarantee",
+    type: "enum",
+    values: ["at_least_once", "exactly_once"],
+    default: "at_least_once",
+    group: "stream",
+    doc: "at_least_once: events are acknowledged before the offsets are committed, so a crash emits again the events since the last commit (about commit_interval_ms of input). exactly_once: each commit is one Kafka transaction holding the events, dead letters, state checkpoints and offsets; readers of events_topic must use isolation.level=read_committed. Needs a broker that allows transactions and, with ACLs, Write and Describe on the transactional id (docs/architecture.md).",
+  },
+  {
+    name: "transactional_id",
+    type: "string",
+    group: "stream",
+    doc: "Transactional id of the exactly_once producer; default <group>-<host name>. It must stay the same when an instance restarts and differ between instances that run at once: the restarted producer then fences the one it replaces (a StatefulSet gives each pod a stable name; a Deployment does not, see docs/architecture.md).",
+  },
+  {
     name: "start_from",
     type: "enum",
     values: ["lookback", "latest", "earliest"],

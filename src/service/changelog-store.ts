@@ -13,6 +13,11 @@
  *     store.restore([3])                       // → Map { 3 → 18234n }: input 3 resumes at 18234
  *     store.checkpoint(3, 18300n, layers)      // skipped if partition 3 was written < interval ago
  *     store.checkpoint(3, 18300n, layers, true) // revocation, shutdown: always written
+ *     store.prepareCheckpoint(3, 18300n, layers) // the same records, taken now, written by the caller
+ *
+ * After a write that failed (an aborted transaction) the bookkeeping of what
+ * was written is wrong until the partition's next `restore`, which re-reads it:
+ * the stream task restores every partition whose commit failed.
  */
 import {
   type CheckpointRecord,
@@ -23,7 +28,7 @@ import {
 } from "../codec/checkpoint-codec.js";
 import type { Detector } from "../core/index.js";
 import type { Logger } from "../log.js";
-import type { LayerId, StateStore } from "./stream-task.js";
+import type { LayerId, PendingCheckpoint, StateStore } from "./stream-task.js";
 
 /** Reads changelog partitions from their beginning to their end offset at the call. */
 export interface ChangelogReader {
@@ -69,9 +74,18 @@ export class ChangelogStore implements StateStore {
   }
 
   checkpoint(partition: number, position: bigint, layers: Iterable<LayerId>, force = false): Promise<void> {
+    return this.prepareCheckpoint(partition, position, layers, force)?.write() ?? Promise.resolve();
+  }
+
+  prepareCheckpoint(
+    partition: number,
+    position: bigint,
+    layers: Iterable<LayerId>,
+    force = false,
+  ): PendingCheckpoint | undefined {
     const now = this.now();
     const last = this.lastWrite.get(partition);
-    if (!force && last !== undefined && now - last < this.options.intervalMs) return Promise.resolve();
+    if (!force && last !== undefined && now - last < this.options.intervalMs) return undefined;
     // Encoded now, before returning: the checkpoint's arrays are views of state the next record changes.
     const records: CheckpointRecord[] = [];
     const before = this.written.get(partition) ?? new Map<string, { id: LayerId; chunks: number }>();
@@ -97,9 +111,10 @@ export class ChangelogStore implements StateStore {
       records.push(...tombstones([keys.manifest, ...keys.chunks]));
     }
     this.written.set(partition, after);
+    // Only a write starts the interval: a partition with no layers yet must not delay its first checkpoint.
+    if (records.length === 0) return undefined;
     this.lastWrite.set(partition, now);
-    if (records.length === 0) return Promise.resolve();
-    return this.writer.write(partition, records);
+    return { partition, records, write: () => this.writer.write(partition, records) };
   }
 
   /** Restores one partition's layers; the offset they all cover, or undefined to fall back to the lookback. */

@@ -16,12 +16,14 @@ import { KafkaChangelogWriter } from "../sink/changelog-writer.js";
 import { HttpServer } from "../sink/http-server.js";
 import { KafkaSinks } from "../sink/kafka-sinks.js";
 import { Exporter } from "../sink/prometheus.js";
+import { defaultTransactionalId, KafkajsTransactionalProducer } from "../sink/transactional-producer.js";
 import { KafkaChangelogReader } from "../source/changelog-reader.js";
 import { createKafka } from "../source/kafka-client.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { ChangelogStore } from "./changelog-store.js";
+import { ExactlyOnceCommitter } from "./exactly-once.js";
 import { REJECT_REASONS, SnapshotProcessor } from "./snapshot-processor.js";
 import { StreamTask } from "./stream-task.js";
 import { Telemetry } from "./telemetry.js";
@@ -70,6 +72,13 @@ export async function startConsumerService(
   const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
   const source = new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
   const changelog = new KafkaChangelogWriter(kafka, settings.state_topic);
+  const exactlyOnce = settings.processing_guarantee === "exactly_once";
+  const transactionalProducer = exactlyOnce
+    ? new KafkajsTransactionalProducer(
+        kafka,
+        settings.transactional_id ?? defaultTransactionalId(settings.group),
+      )
+    : undefined;
   const store = new ChangelogStore(
     detector,
     new KafkaChangelogReader(kafka, { topic: settings.state_topic, group: settings.group, log }),
@@ -83,6 +92,16 @@ export async function startConsumerService(
     onInvalid: settings.on_invalid ?? "dead_letter",
     idleFlushMs: settings.idle_flush_ms,
     runIdleTimeoutMs: settings.run_idle_timeout_ms,
+    commitIntervalMs: settings.commit_interval_ms,
+    ...(transactionalProducer
+      ? {
+          transactions: new ExactlyOnceCommitter(transactionalProducer, sinks, {
+            group: settings.group,
+            topic: settings.topic,
+            stateTopic: settings.state_topic,
+          }),
+        }
+      : {}),
   });
   const brokers = settings.kafka.brokers;
   /** What the Kafka side still waits for before it can join the group; undefined once subscribed. */
@@ -114,12 +133,25 @@ export async function startConsumerService(
     });
     waiting = undefined;
     await changelog.ensureTopic(settings.topic, log);
-    await sinks.connect();
-    await changelog.connect();
+    if (transactionalProducer) {
+      // Before the first restore: fencing the previous incarnation aborts its open transaction,
+      // which a read_committed restore would otherwise wait for.
+      await transactionalProducer.connect();
+    } else {
+      await sinks.connect();
+      await changelog.connect();
+    }
     await task.start();
     task.startPunctuator(PUNCTUATE_INTERVAL_MS);
+    task.startCommitTimer();
     log.info(
-      { event: "consuming", topic: settings.topic, group: settings.group, brokers },
+      {
+        event: "consuming",
+        topic: settings.topic,
+        group: settings.group,
+        brokers,
+        processing_guarantee: settings.processing_guarantee,
+      },
       "consuming snapshots",
     );
   })().catch((err: unknown) => {
@@ -145,8 +177,12 @@ export async function startConsumerService(
         abort.abort();
         await started.catch(() => undefined);
         await task.stop();
-        await sinks.disconnect();
-        await changelog.disconnect();
+        if (transactionalProducer) {
+          await transactionalProducer.disconnect();
+        } else {
+          await sinks.disconnect();
+          await changelog.disconnect();
+        }
         await http.stop();
         log.info({ event: "stopped" }, "stopped cleanly");
       })();

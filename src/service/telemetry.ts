@@ -124,6 +124,23 @@ export class Telemetry {
     }
   }
 
+  /** A commit failed: its partitions (those still owned) are planned again. */
+  commitFailed(f: {
+    guarantee: "at_least_once" | "exactly_once";
+    partitions: number[];
+    replanned: number[];
+    effects: number;
+    error: string;
+  }): void {
+    this.exporter.commitFailed(f.guarantee);
+    this.log.error(
+      { event: "commit_failed", ...f },
+      f.replanned.length > 0
+        ? "commit failed; restoring its partitions from the state topic and the committed offset"
+        : "commit failed",
+    );
+  }
+
   lag(topic: string, partition: number, messages: number): void {
     this.exporter.setLag(topic, partition, messages);
   }

@@ -8,6 +8,7 @@
 import type { Kafka, Producer } from "kafkajs";
 import { DEFAULT_CHUNK_BYTES } from "../codec/checkpoint-codec.js";
 import type { Logger } from "../log.js";
+import type { TransactionalMessage } from "./transactional-producer.js";
 
 /** A changelog record: its key and value, null for a tombstone. */
 export interface ChangelogEntry {
@@ -88,21 +89,36 @@ export class KafkaChangelogWriter {
 
   /** Resolves once every record is acknowledged (acks all). */
   async write(partition: number, records: readonly ChangelogEntry[]): Promise<void> {
-    // Sent in order, one chunk a request: a layer of 1M units is ~70-110 chunks, more than one record batch may carry.
-    let batch: Array<{ key: string; value: Buffer | null; partition: number }> = [];
-    let bytes = 0;
-    const flush = async () => {
-      if (batch.length > 0) await this.producer.send({ topic: this.topic, acks: -1, messages: batch });
+    for (const batch of changelogSends(this.topic, partition, records)) {
+      await this.producer.send({ topic: this.topic, acks: -1, messages: batch });
+    }
+  }
+}
+
+/**
+ * A partition's checkpoint records as produce requests, in order, one chunk a
+ * request: a layer of 1M units is ~70-110 chunks, more than one record batch
+ * may carry. Used by `write` and by the exactly_once transaction.
+ */
+export function changelogSends(
+  topic: string,
+  partition: number,
+  records: readonly ChangelogEntry[],
+): TransactionalMessage[][] {
+  const sends: TransactionalMessage[][] = [];
+  let batch: TransactionalMessage[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    const value =
+      r.value === null ? null : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    if (bytes > 0 && bytes + (value?.byteLength ?? 0) > SEND_BYTES) {
+      sends.push(batch);
       batch = [];
       bytes = 0;
-    };
-    for (const r of records) {
-      const value =
-        r.value === null ? null : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-      if (bytes > 0 && bytes + (value?.byteLength ?? 0) > SEND_BYTES) await flush();
-      batch.push({ key: r.key, value, partition });
-      bytes += value?.byteLength ?? 0;
     }
-    await flush();
+    batch.push({ topic, key: r.key, value, partition });
+    bytes += value?.byteLength ?? 0;
   }
+  if (batch.length > 0) sends.push(batch);
+  return sends;
 }

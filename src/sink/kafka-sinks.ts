@@ -4,12 +4,15 @@
  * setting selects, see event-policy.ts) and the dead-letter
  * topic (the offending message unchanged, the error in headers). Both go
  * through one idempotent producer and are flushed before offsets are committed,
- * so nothing is lost across a crash (at-least-once).
+ * so nothing is lost across a crash (at-least-once). Under exactly_once
+ * the same records go into the stream task's transaction instead
+ * (`transactionalSends`).
  */
 import type { Kafka, Message, Producer } from "kafkajs";
 import { encodeTransition } from "../codec/index.js";
 import { layerKey, type UnitTransition } from "../core/snapshot.js";
 import { type EventPolicy, selectEvents } from "./event-policy.js";
+import type { TransactionalMessage } from "./transactional-producer.js";
 
 /** Header names on dead-lettered messages; documented in docs/errors.md. */
 export const DEAD_LETTER_HEADERS = {
@@ -82,11 +85,8 @@ export class KafkaSinks {
     transitions: readonly UnitTransition[],
     deadLetters: readonly DeadLetterRecord[],
   ): Promise<void> {
-    const events = selectEvents(this.policy, transitions).map(
-      (t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) }),
-    );
     // A layer of many units can change state all at once: tens of thousands of events.
-    for (const group of groupBySize(events, REQUEST_BYTES)) {
+    for (const group of groupBySize(this.eventMessages(transitions), REQUEST_BYTES)) {
       await this.producer.send({ topic: this.eventsTopic, acks: -1, messages: group });
     }
     for (const group of groupBySize(deadLetters.map(toDeadLetterMessage), REQUEST_BYTES)) {
@@ -112,9 +112,57 @@ export class KafkaSinks {
       }
     }
   }
+
+  /**
+   * The same records as `write`, as produce requests of one transaction. A
+   * failed send fails the whole transaction, so a dead letter too large for a
+   * request is not tried first: it goes without its value (the header says
+   * how many bytes it had), as `write` does after the broker refused it.
+   */
+  transactionalSends(
+    transitions: readonly UnitTransition[],
+    deadLetters: readonly DeadLetterRecord[],
+  ): TransactionalMessage[][] {
+    const events = groupBySize(this.eventMessages(transitions), REQUEST_BYTES).map((g) =>
+      g.map((m) => toTransactional(this.eventsTopic, m)),
+    );
+    const letters = deadLetters.map((d) => {
+      const m = toDeadLetterMessage(d);
+      const size = Buffer.byteLength(m.value ?? "");
+      if (size + 4096 <= REQUEST_BYTES) return m;
+      return {
+        ...m,
+        value: null,
+        headers: { ...m.headers, [DEAD_LETTER_HEADERS.valueDropped]: String(size) },
+      };
+    });
+    return [
+      ...events,
+      ...groupBySize(letters, REQUEST_BYTES).map((g) =>
+        g.map((m) => toTransactional(this.deadLetterTopic, m)),
+      ),
+    ];
+  }
+
+  private eventMessages(transitions: readonly UnitTransition[]): Message[] {
+    return selectEvents(this.policy, transitions).map(
+      (t): Message => ({ key: layerKey(t.run_id, t.layer), value: encodeTransition(t) }),
+    );
+  }
 }
 
-/** Consecutive groups of messages of at most `budget` bytes each; a larger message travels alone. */
+function toTransactional(topic: string, m: Message): TransactionalMessage {
+  const headers: Record<string, Buffer | string> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {}))
+    if (typeof v === "string" || Buffer.isBuffer(v)) headers[k] = v;
+  return {
+    topic,
+    key: (m.key ?? null) as Buffer | string | null,
+    value: (m.value ?? null) as Buffer | null,
+    headers,
+  };
+}
+
 /** Splits messages into produce calls of at most `budget` bytes and MAX_MESSAGES_PER_SEND messages. */
 function groupBySize(messages: Message[], budget: number): Message[][] {
   const groups: Message[][] = [];

@@ -114,6 +114,7 @@ export class Exporter {
   private readonly age: Histogram;
   private readonly lag: Gauge<"topic" | "partition">;
   private readonly restoring: Gauge;
+  private readonly commitFailures: Counter<"guarantee">;
 
   constructor(
     private readonly view: DetectorView,
@@ -267,6 +268,13 @@ export class Exporter {
       registers,
     });
     this.restoring.set(0);
+    this.commitFailures = new Counter({
+      name: "reluwatch_commit_failures_total",
+      help: "Commits (effects, state, offsets) that failed, by processing_guarantee; each plans its partitions again from the state topic.",
+      labelNames: ["guarantee"],
+      registers,
+    });
+    for (const guarantee of ["at_least_once", "exactly_once"]) this.commitFailures.inc({ guarantee }, 0);
     if (this.options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -335,6 +343,10 @@ export class Exporter {
 
   dropLag(topic: string, partition: number): void {
     this.lag.remove({ topic, partition: String(partition) });
+  }
+
+  commitFailed(guarantee: "at_least_once" | "exactly_once"): void {
+    this.commitFailures.inc({ guarantee });
   }
 
   setRestoring(on: boolean): void {

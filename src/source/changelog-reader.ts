@@ -7,6 +7,15 @@
  * kafkajs offers no group-less assign, so each read joins a throwaway group
  * of its own (no offsets committed, deleted afterwards) and pauses the
  * partitions it was not asked for.
+ *
+ * It reads committed records only (isolation read_committed): under
+ * exactly_once the state topic is written in transactions, and a checkpoint
+ * of an aborted one describes state that was never committed. The end is
+ * reached by offset, not by the last record seen: a transaction's commit
+ * marker or an aborted transaction's records hold the last offsets without
+ * being delivered, so progress is taken from kafkajs's end-of-batch event,
+ * which reports filtered batches too. A transaction still open waits for its
+ * end (a fenced producer's is aborted by the coordinator).
  */
 import { randomUUID } from "node:crypto";
 import type { Kafka } from "kafkajs";
@@ -63,6 +72,7 @@ export class KafkaChangelogReader {
       groupId,
       maxBytesPerPartition: 16 * 1024 * 1024,
       allowAutoTopicCreation: false,
+      readUncommitted: false,
     });
     const pending = new Set(ends.keys());
     let done: () => void = () => {};
@@ -73,6 +83,14 @@ export class KafkaChangelogReader {
     });
     consumer.on(consumer.events.CRASH, (e) => {
       if (!e.payload.restart) failed(e.payload.error);
+    });
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      const { partition, lastOffset } = e.payload;
+      const end = ends.get(partition);
+      if (end === undefined || !pending.has(partition) || BigInt(lastOffset) + 1n < end) return;
+      pending.delete(partition);
+      consumer.pause([{ topic, partitions: [partition] }]);
+      if (pending.size === 0) done();
     });
     const timer = setTimeout(
       () => failed(new Error(`reading ${topic} took longer than ${this.options.timeoutMs ?? 120_000} ms`)),
@@ -95,12 +113,7 @@ export class KafkaChangelogReader {
             if (m.key === null) continue;
             records.push({ key: m.key.toString("utf8"), value: m.value });
           }
-          const last = batch.messages.at(-1);
-          if (last !== undefined && BigInt(last.offset) + 1n >= end) {
-            pending.delete(batch.partition);
-            consumer.pause([{ topic, partitions: [batch.partition] }]);
-            if (pending.size === 0) done();
-          }
+          // The end of the partition is noticed in END_BATCH_PROCESS, which follows this.
         },
       });
       await finished;

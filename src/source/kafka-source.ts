@@ -51,6 +51,8 @@ export class KafkaSnapshotSource implements SnapshotSource {
       sessionTimeout: 30_000,
       heartbeatInterval: 3_000,
       allowAutoTopicCreation: false,
+      // kafkajs's default, stated: records of aborted or open transactions are never processed.
+      readUncommitted: false,
     });
     membership.follow(this.consumer);
     this.consumer.on(this.consumer.events.CRASH, (e) => {

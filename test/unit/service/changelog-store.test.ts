@@ -103,7 +103,10 @@ describe("ChangelogStore", () => {
       log: logger().log,
       now: () => now,
     });
+    // A partition without layers writes nothing, and that does not delay its first real checkpoint.
+    assert.equal(store.prepareCheckpoint(0, 4n, []), undefined);
     await store.checkpoint(0, 5n, LAYERS);
+    assert.equal(fake.writes, 1);
     await store.checkpoint(0, 6n, LAYERS);
     assert.equal(fake.writes, 1);
     await store.checkpoint(0, 7n, LAYERS, true);

@@ -2,7 +2,8 @@
  * The stream task over a fake source adapter (the SnapshotSource interface,
  * no broker): restore, suppression below the committed offset, commits after
  * writes, the retry of a failed restore plan, revocation, the punctuator,
- * stop() and the on_invalid policy.
+ * stop() and the on_invalid policy; the commit cadence, and exactly_once over
+ * a fake transaction (a failed one plans its partition again).
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -11,10 +12,17 @@ import { encodeSnapshot } from "../../../src/codec/index.js";
 import type { OnInvalid } from "../../../src/config/index.js";
 import { type ActivationSnapshot, Detector, type UnitTransition } from "../../../src/core/index.js";
 import { SnapshotProcessor } from "../../../src/service/snapshot-processor.js";
-import { RejectedRecordError, type StateStore, StreamTask } from "../../../src/service/stream-task.js";
+import {
+  type CommitContent,
+  RejectedRecordError,
+  type StateStore,
+  StreamTask,
+  type TransactionalCommitter,
+} from "../../../src/service/stream-task.js";
 import { Telemetry } from "../../../src/service/telemetry.js";
 import type { DeadLetterRecord } from "../../../src/sink/kafka-sinks.js";
 import { Exporter } from "../../../src/sink/prometheus.js";
+import { ProducerFencedError } from "../../../src/sink/transactional-producer.js";
 import type {
   OffsetControl,
   RecordBatch,
@@ -122,9 +130,13 @@ function snap(run: string, layer: string, step: number, fires = 4): ActivationSn
 function harness(
   opts: {
     onInvalid?: OnInvalid;
-    store?: StateStore;
+    /** A store, or one made over the source's log. */
+    store?: StateStore | ((log: string[]) => StateStore);
     now?: () => number;
     startFrom?: "lookback" | "latest";
+    commitIntervalMs?: number;
+    maxBufferedEffects?: number;
+    transactions?: TransactionalCommitter;
   } = {},
 ) {
   const source = new FakeSource();
@@ -142,18 +154,22 @@ function harness(
     evictIdleMs: 60_000,
     clock: "wall",
   });
+  const store = typeof opts.store === "function" ? opts.store(source.log) : opts.store;
   const task = new StreamTask(source, processor, writer, telemetry, {
     restoreLookbackMs: 60_000,
     onInvalid: opts.onInvalid ?? "dead_letter",
     idleFlushMs: 60_000,
     runIdleTimeoutMs: 600_000,
     planRetryMs: 1,
-    ...(opts.store ? { store: opts.store } : {}),
+    ...(store ? { store } : {}),
     ...(opts.startFrom ? { startFrom: opts.startFrom } : {}),
+    ...(opts.commitIntervalMs !== undefined ? { commitIntervalMs: opts.commitIntervalMs } : {}),
+    ...(opts.maxBufferedEffects !== undefined ? { maxBufferedEffects: opts.maxBufferedEffects } : {}),
+    ...(opts.transactions ? { transactions: opts.transactions } : {}),
     now: opts.now ?? (() => T0 + 1_000),
   });
   const metrics = async () => parseExposition(await exporter.metrics());
-  return { source, writer, detector, task, metrics };
+  return { source, writer, detector, task, metrics, store };
 }
 
 /** The transitions a fresh detector gives for each snapshot, one list per record. */
@@ -364,8 +380,9 @@ describe("StreamTask", () => {
         calls.push(`restore ${partitions.join(",")}`);
         return new Map([[0, 4n]]);
       },
-      async checkpoint(partition, position) {
+      prepareCheckpoint(partition, position) {
         calls.push(`checkpoint ${partition}@${position}`);
+        return undefined;
       },
     };
     const h = harness({ store });
@@ -413,12 +430,12 @@ describe("StreamTask", () => {
       async restore() {
         return new Map();
       },
-      checkpoint(partition, position, layers, force) {
+      prepareCheckpoint(partition, position, layers, force) {
         const names = [...layers].map(
           (l) => `${l.layer}${h!.detector.checkpoint(l.run_id, l.layer) ? "" : "(gone)"}`,
         );
         calls.push(`${partition}@${position} [${names.join(",")}]${force ? " forced" : ""}`);
-        return Promise.resolve();
+        return undefined;
       },
     };
     h = harness({ store });
@@ -431,5 +448,256 @@ describe("StreamTask", () => {
     await nextTick();
     await h.task.stop();
     assert.deepEqual(calls, ["0@2 [fc]", "0@2 [fc] forced", "1@0 [] forced"]);
+  });
+});
+
+/** A state store that records its calls in the source's log; its checkpoints write there too. */
+function loggingStore(log: string[], stored = new Map<number, bigint | undefined>()) {
+  const store: StateStore & { restores: number } = {
+    restores: 0,
+    async restore(partitions) {
+      store.restores++;
+      return new Map(partitions.map((p) => [p, stored.get(p)]));
+    },
+    prepareCheckpoint(partition, position, _layers, force) {
+      const tag = `checkpoint ${partition}@${position}${force ? " forced" : ""}`;
+      return {
+        partition,
+        records: [{ key: tag, value: null }],
+        write: async () => void log.push(tag),
+      };
+    },
+  };
+  return store;
+}
+
+/** A transaction that keeps what each commit held, or fails while `failures` lasts. */
+class FakeTransactions implements TransactionalCommitter {
+  readonly committed: CommitContent[] = [];
+  readonly attempts: CommitContent[] = [];
+  failures: Error[] = [];
+  async commit(content: CommitContent): Promise<void> {
+    this.attempts.push(content);
+    const err = this.failures.shift();
+    if (err) throw err;
+    this.committed.push(content);
+  }
+}
+
+describe("StreamTask commits", () => {
+  test("cadence: several batches buffer their effects and share one write and one commit", async () => {
+    let now = T0;
+    const h = harness({ commitIntervalMs: 1_000, now: () => now });
+    await h.task.start();
+    h.task.assignment([0]);
+    assert.equal(await h.source.deliver(0, 0, [VALUES[0]!]), 0n);
+    assert.deepEqual(h.source.log, ["commit 0@1"], "the first batch commits at once");
+    for (let i = 1; i < 3; i++) assert.equal(await h.source.deliver(0, i, [VALUES[i]!]), BigInt(i));
+    assert.deepEqual(h.source.log, ["commit 0@1"], "nothing more written or committed within the interval");
+    assert.deepEqual(h.writer.transitions, []);
+    now += 1_000;
+    assert.equal(await h.source.deliver(0, 3, VALUES.slice(3)), 5n);
+    const expected = reference(SNAPS).flat();
+    assert.ok(reference(SNAPS.slice(0, 1)).flat().length === 0 && expected.length > 0);
+    assert.deepEqual(h.writer.transitions, expected, "every batch's events, in order");
+    assert.deepEqual(h.source.log, ["commit 0@1", `write ${expected.length}+0`, "commit 0@6"]);
+  });
+
+  test("buffered effects beyond the limit commit before the interval", async () => {
+    const h = harness({ commitIntervalMs: 60_000, maxBufferedEffects: 1 });
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, [VALUES[0]!, Buffer.from("junk")]);
+    assert.deepEqual(h.source.log, ["write 0+1", "commit 0@2"]);
+  });
+
+  test("a commit is never ahead of its effects and state: write, checkpoint, then offsets, also while batches go on", async () => {
+    let now = T0;
+    const h = harness({ commitIntervalMs: 1_000, now: () => now, store: (log) => loggingStore(log) });
+    const task = h.task;
+    await task.start();
+    task.assignment([0]);
+    await h.source.deliver(0, 0, [VALUES[0]!]);
+    assert.deepEqual(h.source.log, ["checkpoint 0@1", "commit 0@1"], "the first batch: state, then offset");
+    let open!: () => void;
+    h.writer.gate = new Promise((r) => {
+      open = r;
+    });
+    await h.source.deliver(0, 1, [VALUES[1]!]);
+    now += 1_000;
+    const first = h.source.deliver(0, 2, VALUES.slice(2, 4));
+    await nextTick();
+    // The commit of 1..3 waits for its events; the batch after it is processed meanwhile.
+    now += 500;
+    assert.equal(await h.source.deliver(0, 4, VALUES.slice(4)), 5n);
+    assert.deepEqual(h.source.commits, [[0, 1n]], "no offset before its events are acknowledged");
+    open();
+    await first;
+    assert.deepEqual(h.source.log.slice(2), [
+      `write ${reference(SNAPS).slice(0, 4).flat().length}+0`,
+      "checkpoint 0@4",
+      "commit 0@4",
+    ]);
+    await task.stop();
+    assert.deepEqual(h.source.log.slice(5), [
+      `write ${reference(SNAPS).slice(4).flat().length}+0`,
+      "checkpoint 0@6 forced",
+      "commit 0@6",
+      "source stopped",
+    ]);
+    assert.deepEqual(h.writer.transitions, reference(SNAPS).flat());
+  });
+
+  test("revocation (at_least_once) writes the revoked partition's buffered effects, checkpoint and offset; the other partition waits for the cadence", async () => {
+    let now = T0;
+    const h = harness({ commitIntervalMs: 1_000, now: () => now });
+    await h.task.start();
+    h.task.assignment([0, 1]);
+    await h.source.deliver(0, 0, VALUES);
+    await h.source.deliver(1, 0, [encodeSnapshot(snap("r", "b", 10))]);
+    h.task.assignment([1]);
+    const expected = reference(SNAPS).flat();
+    while (!h.source.log.includes("commit 0@6")) await nextTick();
+    assert.deepEqual(h.source.log, [`write ${expected.length}+0`, "commit 0@6"]);
+    now += 1_000;
+    await h.source.deliver(1, 1, [encodeSnapshot(snap("r", "b", 110))]);
+    const b = reference([snap("r", "b", 10), snap("r", "b", 110)]).flat().length;
+    assert.deepEqual(h.source.log.slice(2), [`write ${b}+0`, "commit 1@2"], "partition 1 on the cadence");
+  });
+
+  test("exactly_once: one transaction holds a commit's events, dead letters, state and offsets; the source commits nothing itself", async () => {
+    let now = T0;
+    const tx = new FakeTransactions();
+    const h = harness({
+      commitIntervalMs: 1_000,
+      now: () => now,
+      transactions: tx,
+      store: (log) => loggingStore(log),
+    });
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, [VALUES[0]!]);
+    assert.equal(tx.committed.length, 1, "the first batch commits at once");
+    await h.source.deliver(0, 1, [Buffer.from("junk"), VALUES[1]!]);
+    now += 1_000;
+    await h.source.deliver(0, 3, VALUES.slice(2));
+    assert.equal(tx.committed.length, 2);
+    const c = tx.committed[1]!;
+    assert.equal(reference(SNAPS.slice(0, 1)).flat().length, 0);
+    assert.deepEqual(c.transitions, reference(SNAPS).flat());
+    assert.deepEqual(
+      c.deadLetters.map((d) => d.source.offset),
+      ["1"],
+    );
+    assert.deepEqual(
+      c.state.map((x) => x.records[0]!.key),
+      ["checkpoint 0@7"],
+    );
+    assert.deepEqual(c.offsets, [{ partition: 0, offset: 7n }]);
+    assert.deepEqual(h.source.commits, []);
+    assert.deepEqual(h.writer.transitions, [], "nothing outside the transaction");
+  });
+
+  test("exactly_once: a failed transaction drops the partition's layers and plans it again; the events come once, nothing is committed past the durable point", async () => {
+    const tx = new FakeTransactions();
+    tx.failures = [new Error("transaction aborted")];
+    const store = loggingStore([]);
+    const h = harness({ transactions: tx, store });
+    const task = h.task;
+    h.source.committedOffsets.set(0, 0n);
+    h.source.byTime.set(0, 0n);
+    await task.start();
+    task.assignment([0]);
+    assert.equal(
+      await h.source.deliver(0, 0, VALUES.slice(0, 3)),
+      undefined,
+      "the batch's offsets are not resolved",
+    );
+    assert.equal(tx.attempts.length, 1);
+    assert.deepEqual(tx.committed, []);
+    assert.equal(h.detector.layerIds().length, 0, "the layers past the durable point are dropped");
+    while (store.restores < 2) await nextTick();
+    await nextTick();
+    assert.deepEqual(h.source.seeks, [[0, 0n]], "moved back to the committed offset");
+    assert.equal(
+      sumOf(await h.metrics(), "reluwatch_commit_failures_total", { guarantee: "exactly_once" }),
+      1,
+    );
+    // Fetched again from the seek: the same records give the same events, committed once.
+    assert.equal(await h.source.deliver(0, 0, VALUES), 5n);
+    const committed: CommitContent[] = tx.committed;
+    assert.equal(committed.length, 1);
+    assert.deepEqual(committed[0]!.transitions, reference(SNAPS).flat());
+    assert.deepEqual(committed[0]!.offsets, [{ partition: 0, offset: 6n }]);
+    assert.deepEqual(h.source.commits, []);
+  });
+
+  test("exactly_once: a revoked partition's uncommitted effects are dropped, not committed", async () => {
+    let now = T0;
+    const tx = new FakeTransactions();
+    const h = harness({ commitIntervalMs: 1_000, now: () => now, transactions: tx });
+    await h.task.start();
+    h.task.assignment([0, 1]);
+    await h.source.deliver(1, 0, [encodeSnapshot(snap("r", "b", 10))]);
+    await h.source.deliver(0, 0, VALUES);
+    assert.ok(reference(SNAPS).flat().length > 0);
+    h.task.assignment([1]);
+    now += 1_000;
+    await h.task.stop();
+    assert.equal(tx.attempts.length, 1, "nothing of partition 0 was ever sent");
+    assert.deepEqual(tx.committed[0]!.transitions, []);
+    assert.deepEqual(tx.committed[0]!.offsets, [{ partition: 1, offset: 1n }]);
+  });
+
+  test("exactly_once: a fenced producer stops the task", async () => {
+    const tx = new FakeTransactions();
+    const fenced = new ProducerFencedError("fenced");
+    tx.failures = [fenced];
+    const h = harness({ transactions: tx });
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, VALUES);
+    assert.equal(await h.task.failed, fenced);
+    assert.equal(await h.source.deliver(0, 6, VALUES), undefined, "nothing is processed after it");
+  });
+
+  test("a commit refused for a reason only the operator can fix ends the task instead of planning again", async () => {
+    const h = harness();
+    const refused = Object.assign(
+      new Error("The request attempted to perform an operation on an invalid topic"),
+      {
+        name: "KafkaJSProtocolError",
+        type: "INVALID_TOPIC_EXCEPTION",
+      },
+    );
+    h.writer.gate = Promise.reject(refused);
+    h.writer.gate.catch(() => {});
+    await h.task.start();
+    h.task.assignment([0]);
+    await h.source.deliver(0, 0, VALUES);
+    assert.equal(await h.task.failed, refused);
+    assert.deepEqual(h.source.commits, []);
+    assert.equal(h.source.committedCalls, 1, "not planned again");
+  });
+
+  test("at_least_once: a failed write plans the partition again, and the events come again", async () => {
+    const h = harness();
+    h.writer.gate = Promise.reject(new Error("broker went away"));
+    h.writer.gate.catch(() => {});
+    h.source.committedOffsets.set(0, 0n);
+    await h.task.start();
+    h.task.assignment([0]);
+    assert.equal(await h.source.deliver(0, 0, VALUES), undefined);
+    assert.deepEqual(h.source.commits, []);
+    while (h.source.committedCalls < 2) await nextTick();
+    await nextTick();
+    h.writer.gate = undefined;
+    assert.equal(await h.source.deliver(0, 0, VALUES), 5n);
+    assert.deepEqual(h.writer.transitions, reference(SNAPS).flat());
+    assert.deepEqual(h.source.commits, [[0, 6n]]);
+    assert.equal(
+      sumOf(await h.metrics(), "reluwatch_commit_failures_total", { guarantee: "at_least_once" }),
+      1,
+    );
   });
 });
