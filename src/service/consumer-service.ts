@@ -20,6 +20,8 @@ import { KafkaChangelogReader } from "../source/changelog-reader.js";
 import { createKafka } from "../source/kafka-client.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
+import { createPlatformaticConsumer } from "../source/platformatic-client.js";
+import { PlatformaticSnapshotSource } from "../source/platformatic-source.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { ChangelogStore } from "./changelog-store.js";
 import { REJECT_REASONS, SnapshotProcessor } from "./snapshot-processor.js";
@@ -68,7 +70,15 @@ export async function startConsumerService(
   });
   const kafka = createKafka(settings.kafka, log);
   const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
-  const source = new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
+  const source =
+    settings.kafka_client === "platformatic"
+      ? new PlatformaticSnapshotSource(createPlatformaticConsumer(settings.kafka, settings.group), {
+          topic: settings.topic,
+          group: settings.group,
+          brokers: settings.kafka.brokers,
+          log,
+        })
+      : new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
   const changelog = new KafkaChangelogWriter(kafka, settings.state_topic);
   const store = new ChangelogStore(
     detector,
@@ -119,7 +129,13 @@ export async function startConsumerService(
     await task.start();
     task.startPunctuator(PUNCTUATE_INTERVAL_MS);
     log.info(
-      { event: "consuming", topic: settings.topic, group: settings.group, brokers },
+      {
+        event: "consuming",
+        topic: settings.topic,
+        group: settings.group,
+        brokers,
+        client: settings.kafka_client,
+      },
       "consuming snapshots",
     );
   })().catch((err: unknown) => {
