@@ -61,6 +61,8 @@ type FetchRequestPartition = FetchOptions<
 
 /** Record batch attribute bit of a transaction marker, which carries no snapshot. */
 const CONTROL_BATCH = 0b10_0000;
+/** How long a poll may wait for data while other partitions' batches are in the handler. */
+const BUSY_POLL_MS = 20;
 /** ListOffsets timestamps that mean "the log start" and "the end". */
 const EARLIEST = -2n;
 const LATEST = -1n;
@@ -288,6 +290,9 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       if (state.busy) inFlight++;
       else if (state.position !== undefined) ready.push(state);
     }
+    // A node serves one fetch at a time, so a partition whose batch finishes waits for the poll in flight:
+    // while batches are in the handler, polls are short.
+    const maxWaitTime = inFlight > 0 ? BUSY_POLL_MS : FETCH_LIMITS.maxWaitTime;
     if (ready.length === 0 || inFlight >= PARTITIONS_IN_FLIGHT) return;
     let metadata: Awaited<ReturnType<PlatformaticConsumer["metadata"]>>;
     try {
@@ -331,7 +336,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
           node,
           topics: [{ topicId: topicMetadata.id, partitions }],
           maxBytes: FETCH_LIMITS.maxBytes,
-          maxWaitTime: FETCH_LIMITS.maxWaitTime,
+          maxWaitTime,
           minBytes: 1,
         })
         .then(
