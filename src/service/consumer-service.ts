@@ -20,7 +20,7 @@ import { KafkaChangelogReader } from "../source/changelog-reader.js";
 import { createKafka } from "../source/kafka-client.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
-import { createPlatformaticConsumer } from "../source/platformatic-client.js";
+import { createFetchPool, createPlatformaticConsumer } from "../source/platformatic-client.js";
 import { PlatformaticSnapshotSource } from "../source/platformatic-source.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { ChangelogStore } from "./changelog-store.js";
@@ -76,6 +76,7 @@ export async function startConsumerService(
           topic: settings.topic,
           group: settings.group,
           brokers: settings.kafka.brokers,
+          fetchPool: createFetchPool(settings.kafka),
           log,
         })
       : new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions as TlsOptions } from "node:tls";
-import { Consumer, type ConsumerOptions, type SASLOptions } from "@platformatic/kafka";
+import { ConnectionPool, Consumer, type ConsumerOptions, type SASLOptions } from "@platformatic/kafka";
 import type { KafkaSettings, SaslMechanism } from "../config/load.js";
 
 const SASL_MECHANISMS: Record<SaslMechanism, SASLOptions["mechanism"]> = {
@@ -59,6 +59,17 @@ export const FETCH_LIMITS = {
   /** How long the broker holds a fetch that finds nothing new: the idle poll interval. */
   maxWaitTime: 500,
 };
+
+/**
+ * The snapshot source's fetch connections. A broker answers the requests of
+ * one connection in order, so on the consumer's own connections a commit
+ * would queue behind a long poll; the client's MessagesStream keeps a pool of
+ * its own for the same reason.
+ */
+export function createFetchPool(settings: KafkaSettings): ConnectionPool {
+  const { clientId, tls, sasl } = platformaticConnectionFrom(settings);
+  return new ConnectionPool(clientId, { ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}) });
+}
 
 /** The consumer-group member of the snapshot source; its fetches are the source's own (platformatic-source.ts). */
 export function createPlatformaticConsumer(settings: KafkaSettings, group: string): Consumer {

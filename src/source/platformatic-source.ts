@@ -18,7 +18,7 @@
  * once, as with kafkajs. A partition newly assigned starts at the group's
  * committed offset, or at the log start when the group never committed there.
  */
-import type { Consumer, FetchOptions, GroupAssignment } from "@platformatic/kafka";
+import type { ConnectionPool, Consumer, FetchOptions, GroupAssignment } from "@platformatic/kafka";
 import type { Logger } from "../log.js";
 import { KafkaError, kafkaErrorOf } from "./kafka-errors.js";
 import { PARTITIONS_IN_FLIGHT } from "./kafka-source.js";
@@ -46,6 +46,8 @@ export interface PlatformaticSourceOptions {
   group: string;
   brokers: readonly string[];
   log: Logger;
+  /** Connections for fetches only (createFetchPool), closed by stop(); without it fetches share the consumer's. */
+  fetchPool?: ConnectionPool;
   /** First pause after a failed fetch or join; it doubles up to maxBackoffMs. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -195,6 +197,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     clearTimeout(this.retryTimer);
     // Leaving the group hands the partitions over now rather than after the session timeout.
     await this.consumer.close(true);
+    await this.options.fetchPool?.close();
   }
 
   private onJoin(assignments: GroupAssignment[]): void {
@@ -338,6 +341,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
           maxBytes: FETCH_LIMITS.maxBytes,
           maxWaitTime,
           minBytes: 1,
+          ...(this.options.fetchPool ? { connectionPool: this.options.fetchPool } : {}),
         })
         .then(
           (response) => this.fetched(response, asked),
