@@ -8,7 +8,16 @@ export {
   loadSettings,
   type Settings,
 } from "./load.js";
-export { CONSUME_GROUPS, envOf, flagOf, type OnInvalid, OPTION_SPECS, type OptionSpec } from "./options.js";
+export {
+  CONSUME_GROUPS,
+  envOf,
+  flagOf,
+  KAFKA_CLIENTS,
+  type KafkaClient,
+  type OnInvalid,
+  OPTION_SPECS,
+  type OptionSpec,
+} from "./options.js";
 
 /** For CLI actions: a bad setting ends the process with one line naming it and exit code 2. */
 export function loadSettingsOrExit(flags: Record<string, unknown>, groups: LoadInput["groups"]): Settings {

@@ -12,6 +12,10 @@ import { DEFAULT_EVENT_POLICY, EVENT_POLICIES } from "../sink/event-policy.js";
 export const ON_INVALID_POLICIES = ["dead_letter", "skip", "fail"] as const;
 export type OnInvalid = (typeof ON_INVALID_POLICIES)[number];
 
+/** Clients the snapshot source can fetch with (the `kafka_client` setting). */
+export const KAFKA_CLIENTS = ["kafkajs", "platformatic"] as const;
+export type KafkaClient = (typeof KAFKA_CLIENTS)[number];
+
 export type OptionType = "string" | "int" | "number" | "bool" | "list" | "enum";
 
 export interface OptionSpec {
@@ -191,6 +195,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Where a consumer group that never committed starts: lookback rebuilds windows from restore_lookback_ms ago with events suppressed up to the end of the topic at assignment, then goes live; latest goes live at the end. earliest processes the whole retained topic live, re-emitting its history: only for a backfill into an empty events topic, or a test that starts the consumer before the producer.",
   },
   // Service
+  {
+    name: "kafka_client",
+    type: "enum",
+    values: KAFKA_CLIENTS,
+    default: "kafkajs",
+    group: "service",
+    doc: "Kafka client that fetches the snapshot topic: kafkajs, or @platformatic/kafka (faster fetching, see docs/architecture.md). Events, dead letters and the state topic are written with kafkajs either way.",
+  },
   {
     name: "metrics_port",
     type: "int",

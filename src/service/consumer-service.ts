@@ -21,6 +21,8 @@ import { KafkaChangelogReader } from "../source/changelog-reader.js";
 import { createKafka } from "../source/kafka-client.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
+import { createFetchPool, createPlatformaticConsumer } from "../source/platformatic-client.js";
+import { PlatformaticSnapshotSource } from "../source/platformatic-source.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { ChangelogStore } from "./changelog-store.js";
 import { ExactlyOnceCommitter } from "./exactly-once.js";
@@ -70,7 +72,16 @@ export async function startConsumerService(
   });
   const kafka = createKafka(settings.kafka, log);
   const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
-  const source = new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
+  const source =
+    settings.kafka_client === "platformatic"
+      ? new PlatformaticSnapshotSource(createPlatformaticConsumer(settings.kafka, settings.group), {
+          topic: settings.topic,
+          group: settings.group,
+          brokers: settings.kafka.brokers,
+          fetchPool: createFetchPool(settings.kafka),
+          log,
+        })
+      : new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
   const changelog = new KafkaChangelogWriter(kafka, settings.state_topic);
   const exactlyOnce = settings.processing_guarantee === "exactly_once";
   const transactionalProducer = exactlyOnce
@@ -151,6 +162,7 @@ export async function startConsumerService(
         group: settings.group,
         brokers,
         processing_guarantee: settings.processing_guarantee,
+        client: settings.kafka_client,
       },
       "consuming snapshots",
     );

@@ -1,8 +1,9 @@
 /**
- * Expected broker conditions, told apart from bugs. kafkajs reports a broker
- * that is down, a topic that does not exist yet or refused credentials as
- * errors whose cause chain holds the telling part (a socket code, a protocol
- * error type); this module turns them into a `KafkaError` with a stable code
+ * Expected broker conditions, told apart from bugs. kafkajs and
+ * @platformatic/kafka report a broker that is down, a topic that does not
+ * exist yet or refused credentials as errors whose cause chain (or, for
+ * @platformatic/kafka, the errors it aggregates) holds the telling part (a
+ * socket code, a protocol error type); this module turns them into a `KafkaError` with a stable code
  * and a one-line message that names what to fix. The codes are listed in
  * docs/errors.md.
  */
@@ -92,24 +93,37 @@ interface ErrorLike {
   message?: string;
   code?: unknown;
   type?: unknown;
+  /** @platformatic/kafka's name for a protocol error type. */
+  apiId?: unknown;
   cause?: unknown;
   originalError?: unknown;
+  /** @platformatic/kafka's MultipleErrors (an AggregateError): the errors of each attempt or broker. */
+  errors?: unknown;
 }
 
-/** The error and every error it wraps, outermost first. */
+/** The error and every error it wraps or aggregates, outermost first, each attempt's last cause last. */
 function chain(err: unknown): ErrorLike[] {
   const out: ErrorLike[] = [];
-  let e: unknown = err;
-  while (e && typeof e === "object" && out.length < 10 && !out.includes(e as ErrorLike)) {
-    const x = e as ErrorLike;
-    out.push(x);
-    e = x.cause ?? x.originalError;
-  }
+  const visit = (e: unknown) => {
+    while (e && typeof e === "object" && out.length < 30 && !out.includes(e as ErrorLike)) {
+      const x = e as ErrorLike;
+      out.push(x);
+      if (Array.isArray(x.errors)) for (const inner of x.errors) visit(inner);
+      e = x.cause ?? x.originalError;
+    }
+  };
+  visit(err);
   return out;
 }
 
-function isKafkaJs(e: ErrorLike): boolean {
-  return typeof e.name === "string" && e.name.startsWith("KafkaJS");
+/** @platformatic/kafka error codes that mean the broker did not answer. */
+const PLATFORMATIC_UNREACHABLE = new Set(["PLT_KFK_NETWORK", "PLT_KFK_TIMEOUT"]);
+
+function isKafkaClient(e: ErrorLike): boolean {
+  return (
+    (typeof e.name === "string" && e.name.startsWith("KafkaJS")) ||
+    (typeof e.code === "string" && e.code.startsWith("PLT_KFK_"))
+  );
 }
 
 /**
@@ -120,7 +134,7 @@ function isKafkaJs(e: ErrorLike): boolean {
 export function kafkaErrorOf(err: unknown, ctx: KafkaErrorContext): KafkaError | undefined {
   if (err instanceof KafkaError) return err;
   const errors = chain(err);
-  if (!errors.some(isKafkaJs)) return undefined;
+  if (!errors.some(isKafkaClient)) return undefined;
   const brokers =
     ctx.brokers.join(",") ||
     errors.map((e) => (e as { broker?: unknown }).broker).find((b) => typeof b === "string") ||
@@ -133,9 +147,13 @@ export function kafkaErrorOf(err: unknown, ctx: KafkaErrorContext): KafkaError |
   const detail = oneLine(innermost.message ?? String(innermost));
 
   for (const e of errors) {
-    const type = typeof e.type === "string" ? e.type : undefined;
+    const type = typeof e.type === "string" ? e.type : typeof e.apiId === "string" ? e.apiId : undefined;
     const code = typeof e.code === "string" ? e.code : undefined;
-    if (e.name === "KafkaJSSASLAuthenticationError" || (type && AUTH_TYPES.has(type)))
+    if (
+      e.name === "KafkaJSSASLAuthenticationError" ||
+      code === "PLT_KFK_AUTHENTICATION" ||
+      (type && AUTH_TYPES.has(type))
+    )
       return make(
         "KAFKA_AUTH_FAILED",
         `Kafka at ${brokers} refused the credentials (${detail}); check --sasl-mechanism, --sasl-username and --sasl-password`,
@@ -174,6 +192,13 @@ export function kafkaErrorOf(err: unknown, ctx: KafkaErrorContext): KafkaError |
       );
     }
   }
+  // @platformatic/kafka's network errors do not always keep the socket's code (a timeout has none).
+  const network = errors.find((e) => typeof e.code === "string" && PLATFORMATIC_UNREACHABLE.has(e.code));
+  if (network)
+    return make(
+      "BROKER_UNREACHABLE",
+      `cannot reach Kafka at ${brokers} (${oneLine(network.message ?? "no answer")}); check --brokers and that the broker is running`,
+    );
   return make("KAFKA_ERROR", `Kafka at ${brokers}: ${detail}`);
 }
 

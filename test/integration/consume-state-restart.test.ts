@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { decodeTransition } from "../../src/codec/index.js";
+import { KAFKA_CLIENTS } from "../../src/config/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import {
   type ConsumerProcess,
@@ -48,9 +49,12 @@ describe("reluwatch consume: state restored from the state topic across restarts
     for (const c of children) if (c.child.exitCode === null) c.child.kill("SIGKILL");
   });
 
-  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
-    test(`${signal} mid-run, restart with a lookback shorter than the run: no state lost`, async (t) => {
-      const topic = uniqueTopic(`state-${signal.toLowerCase()}`);
+  const cases = KAFKA_CLIENTS.flatMap((client) =>
+    (["SIGTERM", "SIGKILL"] as const).map((signal) => ({ client, signal })),
+  );
+  for (const { client, signal } of cases) {
+    test(`${signal} mid-run, restart with a lookback shorter than the run: no state lost (${client})`, async (t) => {
+      const topic = uniqueTopic(`state-${signal.toLowerCase()}-${client}`);
       const group = `${topic}.group`;
       const events = `${topic}.events`;
       await createTopic(broker, topic, 3);
@@ -63,6 +67,8 @@ describe("reluwatch consume: state restored from the state topic across restarts
         "1",
         "--checkpoint-interval-ms",
         "300",
+        "--kafka-client",
+        client,
       ];
       const all = scenarioSnapshots("lr-spike", { seed: 47 });
       // Units killed at step 500 are called dead at 650; born-dead verdicts come early: both halves matter.

@@ -1,0 +1,522 @@
+/**
+ * The Kafka consumer-group adapter over @platformatic/kafka: the same contract
+ * as KafkaSnapshotSource (kafka-source.ts), picked by `kafka_client`.
+ *
+ * The client's consumer keeps the group membership (join, heartbeats, rejoin
+ * after a rebalance, the assignment); the fetch loop is this module's own,
+ * over Consumer.fetch. The client's MessagesStream does not fit the contract:
+ * it hands over one message at a time across all partitions, cannot hold back
+ * one partition while its batch is in the handler, and a position moved
+ * while a fetch is in flight is overwritten when that fetch lands.
+ *
+ * What this loop guarantees: a partition has at most one batch in flight,
+ * fetched or in the handler, and its next fetch starts where the handler said
+ * it stopped (the offset after the one it resolved with; the same batch again
+ * when it resolved with undefined). A seek, a lost partition or stop() makes
+ * the batch in hand stale, and a fetch that was in flight meanwhile is
+ * dropped. At most PARTITIONS_IN_FLIGHT partitions are fetched or handled at
+ * once, as with kafkajs. A partition newly assigned starts at the group's
+ * committed offset, or at the log start when the group never committed there.
+ */
+import type { ConnectionPool, Consumer, FetchOptions, GroupAssignment } from "@platformatic/kafka";
+import type { Logger } from "../log.js";
+import { KafkaError, kafkaErrorOf } from "./kafka-errors.js";
+import { PARTITIONS_IN_FLIGHT } from "./kafka-source.js";
+import { FETCH_LIMITS } from "./platformatic-client.js";
+import type { OffsetControl, SnapshotSource, SourceHandler, SourceRecord } from "./source.js";
+
+/** The part of @platformatic/kafka's Consumer this source uses (a fake stands in for it in unit tests). */
+export type PlatformaticConsumer = Pick<
+  Consumer,
+  | "on"
+  | "topics"
+  | "assignments"
+  | "isActive"
+  | "joinGroup"
+  | "metadata"
+  | "fetch"
+  | "commit"
+  | "listOffsets"
+  | "listCommittedOffsets"
+  | "close"
+>;
+
+export interface PlatformaticSourceOptions {
+  topic: string;
+  group: string;
+  brokers: readonly string[];
+  log: Logger;
+  /** Connections for fetches only (createFetchPool), closed by stop(); without it fetches share the consumer's. */
+  fetchPool?: ConnectionPool;
+  /** First pause after a failed fetch or join; it doubles up to maxBackoffMs. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+type FetchResponse = Awaited<ReturnType<Consumer["fetch"]>>;
+type FetchRequestPartition = FetchOptions<
+  Buffer,
+  Buffer,
+  Buffer,
+  Buffer
+>["topics"][number]["partitions"][number];
+
+/** Record batch attribute bit of a transaction marker, which carries no snapshot. */
+const CONTROL_BATCH = 0b10_0000;
+/** How long a poll may wait for data while other partitions' batches are in the handler. */
+const BUSY_POLL_MS = 20;
+/** ListOffsets timestamps that mean "the log start" and "the end". */
+const EARLIEST = -2n;
+const LATEST = -1n;
+/** Errors no wait fixes: the source stops and reports them. */
+const FATAL_CODES = new Set([
+  "KAFKA_AUTH_FAILED",
+  "KAFKA_NOT_AUTHORIZED",
+  "KAFKA_TLS_FAILED",
+  "TOPIC_INVALID",
+]);
+
+interface PartitionState {
+  readonly partition: number;
+  /** Next offset to fetch; undefined while where it starts is being looked up. */
+  position: bigint | undefined;
+  /** Bumped by every move of the position from outside the loop (seek, restart); older batches are stale. */
+  epoch: number;
+  /** A fetch or a batch of this partition is in flight. */
+  busy: boolean;
+  /** Leader epoch of the newest batch, passed on with commits. */
+  leaderEpoch: number;
+}
+
+export class PlatformaticSnapshotSource implements SnapshotSource {
+  readonly topic: string;
+  readonly offsets: OffsetControl;
+  /** Owned partitions, by number; a partition's state object is replaced when it is lost and assigned again. */
+  private readonly partitions = new Map<number, PartitionState>();
+  /** Broker nodes with a fetch in flight: one at a time each, like the client's own stream. */
+  private readonly fetchingFrom = new Set<number>();
+  private handler: SourceHandler | undefined;
+  private joined = false;
+  private stopping = false;
+  private fatal: Error | undefined;
+  private rotation = 0;
+  private backoffMs: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly retries: Array<() => void> = [];
+  private loopScheduled = false;
+  private fail: (err: Error) => void = () => {};
+  readonly failed: Promise<Error> = new Promise((resolve) => {
+    this.fail = (err) => {
+      if (this.fatal || this.stopping) return;
+      this.fatal = err;
+      this.options.log.error({ event: "consumer_crash", error: err.message, restart: false });
+      resolve(err);
+    };
+  });
+
+  constructor(
+    private readonly consumer: PlatformaticConsumer,
+    private readonly options: PlatformaticSourceOptions,
+  ) {
+    this.topic = options.topic;
+    this.backoffMs = options.initialBackoffMs ?? 500;
+    const { topic } = options;
+    const self = this;
+    this.offsets = {
+      async committed(partitions) {
+        const out = new Map<number, bigint | undefined>();
+        if (partitions.length === 0) return out;
+        const committed = await consumer.listCommittedOffsets({
+          topics: [{ topic, partitions: [...partitions] }],
+        });
+        const byPartition = committed.get(topic) ?? [];
+        for (const p of partitions) {
+          const o = byPartition[p];
+          out.set(p, o !== undefined && o >= 0n ? o : undefined);
+        }
+        return out;
+      },
+      async offsetsAt(timeMs) {
+        const found = await consumer.listOffsets({ topics: [topic], timestamp: BigInt(timeMs) });
+        const out = new Map<number, bigint | undefined>();
+        for (const [p, o] of (found.get(topic) ?? []).entries()) out.set(p, o >= 0n ? o : undefined);
+        return out;
+      },
+      async endOffsets(partitions) {
+        const out = new Map<number, bigint>();
+        if (partitions.length === 0) return out;
+        const ends = await consumer.listOffsets({
+          topics: [topic],
+          partitions: { [topic]: [...partitions] },
+          timestamp: LATEST,
+        });
+        const byPartition = ends.get(topic) ?? [];
+        for (const p of partitions) {
+          const o = byPartition[p];
+          if (o !== undefined) out.set(p, o);
+        }
+        return out;
+      },
+      seek(partition, offset) {
+        const state = self.partitions.get(partition);
+        if (!state) return; // not ours (any more): whoever owns it plans its own start
+        state.position = offset;
+        state.epoch++;
+        self.scheduleLoop();
+      },
+      async commit(partition, offset) {
+        const state = self.partitions.get(partition);
+        if (!state)
+          throw new Error(`partition ${partition} of ${topic} is no longer assigned to this instance`);
+        await consumer.commit({
+          offsets: [{ topic, partition, offset, leaderEpoch: state.leaderEpoch }],
+        });
+      },
+    };
+    consumer.on("consumer:group:join", ({ assignments }) => this.onJoin(assignments ?? []));
+    // The client emits "error" when a rejoin after a rebalance failed; it then has no membership left.
+    consumer.on("error", (err: Error) => this.onMembershipLost(err));
+  }
+
+  notReadyReason(): string | undefined {
+    if (this.fatal) return `consumer stopped: ${this.fatal.message}`;
+    if (this.stopping) return "shutting down";
+    if (!this.joined || !this.consumer.isActive())
+      return `joining consumer group ${this.options.group} on topic ${this.options.topic}`;
+    return undefined;
+  }
+
+  async start(handler: SourceHandler): Promise<void> {
+    this.handler = handler;
+    this.consumer.topics.track(this.topic);
+    await this.consumer.joinGroup({});
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.retryTimer);
+    // Leaving the group hands the partitions over now rather than after the session timeout.
+    await this.consumer.close(true);
+    await this.options.fetchPool?.close();
+  }
+
+  private onJoin(assignments: GroupAssignment[]): void {
+    if (this.stopping) return;
+    const mine = [...(assignments.find((a) => a.topic === this.topic)?.partitions ?? [])].sort(
+      (a, b) => a - b,
+    );
+    for (const p of [...this.partitions.keys()]) if (!mine.includes(p)) this.partitions.delete(p);
+    const added = mine.filter((p) => !this.partitions.has(p));
+    for (const partition of added)
+      this.partitions.set(partition, {
+        partition,
+        position: undefined,
+        epoch: 0,
+        busy: false,
+        leaderEpoch: -1,
+      });
+    this.joined = true;
+    this.handler?.assignment(mine);
+    if (added.length > 0) void this.startPositions(added);
+  }
+
+  private onMembershipLost(err: Error): void {
+    if (this.stopping || this.fatal) return;
+    this.joined = false;
+    const condition = this.condition(err);
+    if (FATAL_CODES.has(condition.code)) {
+      this.fail(condition);
+      return;
+    }
+    this.options.log.warn(
+      { event: "consumer_rejoin_failed", code: condition.code, error: condition.message },
+      "could not rejoin the consumer group; trying again",
+    );
+    this.retryLater(() => {
+      this.consumer.joinGroup({}).catch((e: unknown) => this.onMembershipLost(e as Error));
+    });
+  }
+
+  /** Where newly assigned partitions start unless the task seeks them first: the committed offset, else the log start. */
+  private async startPositions(partitions: number[]): Promise<void> {
+    const asked = partitions.flatMap((p) => this.partitions.get(p) ?? []);
+    try {
+      const committed = await this.offsets.committed(partitions);
+      const fresh = partitions.filter((p) => committed.get(p) === undefined);
+      const earliest =
+        fresh.length > 0
+          ? ((
+              await this.consumer.listOffsets({
+                topics: [this.topic],
+                partitions: { [this.topic]: fresh },
+                timestamp: EARLIEST,
+              })
+            ).get(this.topic) ?? [])
+          : [];
+      for (const state of asked) {
+        // Seeked meanwhile (the task's restore plan), or lost: that position stands.
+        if (this.partitions.get(state.partition) !== state || state.position !== undefined) continue;
+        state.position = committed.get(state.partition) ?? earliest[state.partition] ?? 0n;
+      }
+      this.scheduleLoop();
+    } catch (err) {
+      if (this.stopping) return;
+      const condition = this.condition(err);
+      if (FATAL_CODES.has(condition.code)) {
+        this.fail(condition);
+        return;
+      }
+      this.options.log.warn(
+        { event: "start_offsets_failed", code: condition.code, error: condition.message },
+        "could not read where newly assigned partitions start; trying again",
+      );
+      const still = asked.filter((s) => this.partitions.get(s.partition) === s && s.position === undefined);
+      this.retryLater(() => void this.startPositions(still.map((s) => s.partition)));
+    }
+  }
+
+  private scheduleLoop(): void {
+    if (this.loopScheduled) return;
+    this.loopScheduled = true;
+    // Coalesces the wake-ups of one tick (several batches resolving) into one round of fetches.
+    queueMicrotask(() => {
+      this.loopScheduled = false;
+      void this.fetchRound();
+    });
+  }
+
+  private async fetchRound(): Promise<void> {
+    if (this.stopping || this.fatal || this.retryTimer || !this.handler) return;
+    let inFlight = 0;
+    const ready: PartitionState[] = [];
+    for (const state of this.partitions.values()) {
+      if (state.busy) inFlight++;
+      else if (state.position !== undefined) ready.push(state);
+    }
+    // A node serves one fetch at a time, so a partition whose batch finishes waits for the poll in flight:
+    // while batches are in the handler, polls are short.
+    const maxWaitTime = inFlight > 0 ? BUSY_POLL_MS : FETCH_LIMITS.maxWaitTime;
+    if (ready.length === 0 || inFlight >= PARTITIONS_IN_FLIGHT) return;
+    let metadata: Awaited<ReturnType<PlatformaticConsumer["metadata"]>>;
+    try {
+      metadata = await this.consumer.metadata({ topics: [this.topic] });
+    } catch (err) {
+      this.fetchFailed(err);
+      return;
+    }
+    const topicMetadata = metadata.topics.get(this.topic);
+    if (!topicMetadata) {
+      this.fetchFailed(new Error(`no metadata for topic ${this.topic}`));
+      return;
+    }
+    // Rotates the starting partition so a cap below the partition count serves every partition in turn.
+    const start = this.rotation++ % ready.length;
+    const byNode = new Map<number, Array<{ state: PartitionState; epoch: number; offset: bigint }>>();
+    for (let i = 0; i < ready.length && inFlight < PARTITIONS_IN_FLIGHT; i++) {
+      const state = ready[(start + i) % ready.length]!;
+      // Another await may have taken it meanwhile.
+      if (state.busy || state.position === undefined || this.partitions.get(state.partition) !== state)
+        continue;
+      const node = topicMetadata.partitions[state.partition]?.leader ?? -1;
+      if (node < 0 || this.fetchingFrom.has(node)) continue;
+      const list = byNode.get(node) ?? [];
+      list.push({ state, epoch: state.epoch, offset: state.position });
+      byNode.set(node, list);
+      state.busy = true;
+      inFlight++;
+    }
+    for (const [node, asked] of byNode) {
+      this.fetchingFrom.add(node);
+      const partitions: FetchRequestPartition[] = asked.map(({ state, offset }) => ({
+        partition: state.partition,
+        fetchOffset: offset,
+        partitionMaxBytes: FETCH_LIMITS.maxBytesPerPartition,
+        currentLeaderEpoch: -1,
+        lastFetchedEpoch: -1,
+      }));
+      this.consumer
+        .fetch({
+          node,
+          topics: [{ topicId: topicMetadata.id, partitions }],
+          maxBytes: FETCH_LIMITS.maxBytes,
+          maxWaitTime,
+          minBytes: 1,
+          ...(this.options.fetchPool ? { connectionPool: this.options.fetchPool } : {}),
+        })
+        .then(
+          (response) => this.fetched(response, asked),
+          (err: unknown) => this.fetchedError(err, asked),
+        )
+        .finally(() => {
+          this.fetchingFrom.delete(node);
+          this.scheduleLoop();
+        });
+    }
+  }
+
+  private fetched(
+    response: FetchResponse,
+    asked: Array<{ state: PartitionState; epoch: number; offset: bigint }>,
+  ): void {
+    this.backoffMs = this.options.initialBackoffMs ?? 500;
+    const answers = new Map<number, FetchResponse["responses"][number]["partitions"][number]>();
+    for (const t of response.responses) for (const p of t.partitions) answers.set(p.partitionIndex, p);
+    for (const { state, epoch, offset } of asked) {
+      const answer = answers.get(state.partition);
+      const current = this.partitions.get(state.partition) === state && state.epoch === epoch;
+      if (!answer || !current || this.stopping) {
+        state.busy = false;
+        continue;
+      }
+      const records: SourceRecord[] = [];
+      let end = offset;
+      for (const batch of answer.records ?? []) {
+        end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+        state.leaderEpoch = batch.partitionLeaderEpoch;
+        if (batch.attributes & CONTROL_BATCH) continue;
+        for (const r of batch.records) {
+          const at = batch.firstOffset + BigInt(r.offsetDelta);
+          // A fetch starts at the batch holding the offset asked for, not at the offset.
+          if (at < offset) continue;
+          records.push({
+            topic: this.topic,
+            partition: state.partition,
+            offset: at.toString(),
+            key: r.key,
+            value: r.value,
+            ...(r.headers.length > 0 ? { headers: headersOf(r.headers) } : {}),
+          });
+        }
+      }
+      if (records.length === 0) {
+        // Only transaction markers or compacted-away offsets: step over them, or the same fetch repeats for ever.
+        if (end > offset) state.position = end;
+        state.busy = false;
+        continue;
+      }
+      void this.deliver(state, epoch, records, answer.highWatermark >= 0n ? answer.highWatermark : undefined);
+    }
+  }
+
+  private async deliver(
+    state: PartitionState,
+    epoch: number,
+    records: SourceRecord[],
+    highWatermark: bigint | undefined,
+  ): Promise<void> {
+    const stale = () =>
+      this.stopping || this.partitions.get(state.partition) !== state || state.epoch !== epoch;
+    try {
+      const last = await this.handler!.batch(
+        {
+          topic: this.topic,
+          partition: state.partition,
+          encoding: { kind: "single-object" },
+          records,
+          ...(highWatermark !== undefined ? { highWatermark } : {}),
+        },
+        // The client heartbeats on a timer of its own; a long batch only has to let the event loop run it.
+        { isStale: stale, heartbeat: () => new Promise((resolve) => setImmediate(resolve)) },
+      );
+      if (last !== undefined && !stale()) state.position = last + 1n;
+    } catch (err) {
+      if (!stale()) {
+        // As a restarted kafkajs consumer would: the partition resumes from the group's committed offset.
+        this.options.log.error(
+          { event: "batch_failed", partition: state.partition, error: String(err) },
+          "a batch failed; the partition resumes from its committed offset",
+        );
+        state.position = undefined;
+        state.epoch++;
+        void this.startPositions([state.partition]);
+      }
+    } finally {
+      state.busy = false;
+      this.scheduleLoop();
+    }
+  }
+
+  private fetchedError(
+    err: unknown,
+    asked: Array<{ state: PartitionState; epoch: number; offset: bigint }>,
+  ): void {
+    for (const { state } of asked) state.busy = false;
+    if (this.stopping) return;
+    const outOfRange = outOfRangePartitions(err);
+    if (outOfRange.size > 0) {
+      for (const { state, epoch, offset } of asked) {
+        const range = outOfRange.get(state.partition);
+        if (!range || this.partitions.get(state.partition) !== state || state.epoch !== epoch) continue;
+        // Retention deleted the position (or it lies past the end): go to the nearest end that exists, as kafkajs does.
+        const moved = offset < range.logStart ? range.logStart : range.high;
+        this.options.log.warn(
+          {
+            event: "offset_out_of_range",
+            partition: state.partition,
+            from: String(offset),
+            to: String(moved),
+          },
+          "fetch position no longer in the log; moved to the nearest offset that is",
+        );
+        state.position = moved;
+      }
+      return;
+    }
+    this.fetchFailed(err);
+  }
+
+  private fetchFailed(err: unknown): void {
+    if (this.stopping) return;
+    const condition = this.condition(err);
+    if (FATAL_CODES.has(condition.code)) {
+      this.fail(condition);
+      return;
+    }
+    this.options.log.warn(
+      { event: "fetch_failed", code: condition.code, error: condition.message, retry_in_ms: this.backoffMs },
+      "fetch failed; trying again",
+    );
+    this.retryLater(() => this.scheduleLoop());
+  }
+
+  /** Runs `action` after the current backoff; fetching pauses until then (the broker is likely away). */
+  private retryLater(action: () => void): void {
+    this.retries.push(action);
+    if (this.retryTimer) return;
+    const pause = this.backoffMs;
+    this.backoffMs = Math.min(this.options.maxBackoffMs ?? 10_000, this.backoffMs * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const due = this.retries.splice(0);
+      if (!this.stopping) for (const retry of due) retry();
+      this.scheduleLoop();
+    }, pause);
+    this.retryTimer.unref();
+  }
+
+  private condition(err: unknown): KafkaError {
+    const ctx = { brokers: this.options.brokers, topic: this.topic, group: this.options.group };
+    return kafkaErrorOf(err, ctx) ?? new KafkaError("KAFKA_ERROR", String(err), { cause: err });
+  }
+}
+
+function headersOf(entries: Array<[Buffer | null, Buffer | null]>): Record<string, Buffer | undefined> {
+  const headers: Record<string, Buffer | undefined> = {};
+  for (const [k, v] of entries) if (k) headers[k.toString()] = v ?? undefined;
+  return headers;
+}
+
+/** The partitions a failed fetch reports OFFSET_OUT_OF_RANGE for, with the log's bounds. */
+function outOfRangePartitions(err: unknown): Map<number, { logStart: bigint; high: bigint }> {
+  const out = new Map<number, { logStart: bigint; high: bigint }>();
+  const response = (err as { response?: FetchResponse } | undefined)?.response;
+  if (!response?.responses) return out;
+  for (const t of response.responses) {
+    for (const p of t.partitions) {
+      // 1: OFFSET_OUT_OF_RANGE in the Kafka protocol.
+      if (p.errorCode === 1 && p.logStartOffset >= 0n)
+        out.set(p.partitionIndex, { logStart: p.logStartOffset, high: p.highWatermark });
+    }
+  }
+  return out;
+}
