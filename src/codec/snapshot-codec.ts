@@ -8,10 +8,11 @@ import type { ActivationDtype, ActivationSnapshot } from "../core/snapshot.js";
 import { fingerprintBytes } from "./crc64.js";
 import { CodecError } from "./errors.js";
 import { resolveLimits, type SnapshotLimits } from "./limits.js";
-import { type AvroSchema, previousSnapshotSchemas, snapshotSchema } from "./schemas.js";
-import { MAGIC, SingleObjectType } from "./single-object.js";
+import { type AvroSchema, canonicalForm, previousSnapshotSchemas, snapshotSchema } from "./schemas.js";
+import { HEADER_BYTES, MAGIC, SingleObjectType } from "./single-object.js";
+import { DIRECT_READER_CANONICAL_FORM, DirectSnapshotReader } from "./snapshot-reader.js";
 import { float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
-import { validateSnapshot } from "./validate.js";
+import { validateResolved, validateSnapshot } from "./validate.js";
 
 const COUNTS = "reluwatch.v1.FiringCounts";
 const RAW = "reluwatch.v1.RawActivations";
@@ -102,9 +103,20 @@ export class SnapshotCodec {
 
   /** Single-object headers of the container writer schemas seen, by schema JSON. */
   private readonly bodyHeaders = new Map<string, Buffer>();
+  /** Reads messages of the reader's own schema without avsc; undefined for any other reader schema. */
+  private readonly direct: DirectSnapshotReader | undefined;
+  /** The limits last asked for and their resolution: a consumer passes the same object every time. */
+  private lastLimits: { asked: Partial<SnapshotLimits> | undefined; resolved: SnapshotLimits } = {
+    asked: undefined,
+    resolved: resolveLimits(),
+  };
 
   constructor(readerSchema: AvroSchema = snapshotSchema) {
     this.objectType = new SingleObjectType(readerSchema);
+    this.direct =
+      canonicalForm(this.objectType.type) === DIRECT_READER_CANONICAL_FORM
+        ? new DirectSnapshotReader()
+        : undefined;
     if (readerSchema === snapshotSchema) {
       for (const previous of previousSnapshotSchemas) this.objectType.addWriterSchema(previous);
     }
@@ -127,16 +139,35 @@ export class SnapshotCodec {
     return this.objectType.encode(snapshotToAvro(s));
   }
 
+  /** Whether messages of the reader's own schema skip avsc (see snapshot-reader.ts). */
+  get readsDirectly(): boolean {
+    return this.direct !== undefined;
+  }
+
+  /**
+   * The snapshot in a single-object message. Its arrays may be views of `buf`
+   * (the aliasing rule in snapshot-reader.ts): do not change `buf` while the
+   * snapshot is in use.
+   */
   decode(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
-    const lim = resolveLimits(limits);
+    const lim = this.resolve(limits);
     if (buf.byteLength > lim.maxMessageBytes) {
       throw new CodecError(
         "TOO_LARGE",
         `message of ${buf.byteLength} bytes exceeds the maxMessageBytes limit of ${lim.maxMessageBytes}`,
       );
     }
-    const rec = this.objectType.decode(buf) as AvroSnapshot;
-    return validateSnapshot(snapshotFromAvro(rec), lim);
+    const direct =
+      this.direct !== undefined && this.objectType.hasOwnHeader(buf)
+        ? this.direct.read(asBuffer(buf), HEADER_BYTES)
+        : undefined;
+    return validateResolved(direct ?? snapshotFromAvro(this.objectType.decode(buf) as AvroSnapshot), lim);
+  }
+
+  private resolve(limits: Partial<SnapshotLimits> | undefined): SnapshotLimits {
+    if (limits !== this.lastLimits.asked)
+      this.lastLimits = { asked: limits, resolved: resolveLimits(limits) };
+    return this.lastLimits.resolved;
   }
 
   /**
@@ -158,6 +189,10 @@ export class SnapshotCodec {
     }
     return this.decode(Buffer.concat([header, body]), limits);
   }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export const defaultSnapshotCodec = new SnapshotCodec();
