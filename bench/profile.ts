@@ -14,17 +14,21 @@
  *   loop     a child under --cpu-prof that first fetches the whole topic with kafkajs
  *            into memory (the client alone: its fetch-only rate), then runs the service's
  *            per-record work over those very buffers: SnapshotProcessor.process and
- *            Telemetry.record, no Kafka.
+ *            Telemetry.record, no Kafka; PROFILE_LOOP_PASSES times (default 3), each on a
+ *            fresh detector.
  *
  * Each profile is cut to its measured window (the samples between the first and
  * the last count; V8's profile clock is the monotonic clock process.hrtime
  * reads), so start-up, group join and shutdown are not in the shares. For each
- * window it prints snapshots/s, the top PROFILE_TOP (default 15) functions by
- * self time (samples summed per function name + url + line) and the share of
+ * window it prints snapshots/s, CPU µs per snapshot (user + system time of the
+ * process over the window, every thread: on a busy machine the rate drops but
+ * this barely moves), the top PROFILE_TOP (default 15) functions by
+ * self time (samples summed per function name + url + line; tsx compiles a
+ * module to one line, so src/ functions show line 1) and the share of
  * each code area (kafkajs, avsc, src/codec, src/core, ..., GC). The profiles and
  * a summary.json stay in bench/results/profile/<stamp>/.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -44,6 +48,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const brokers = (process.env.PROFILE_BROKERS ?? "127.0.0.1:19960").split(",");
 const STEPS = Number(process.env.PROFILE_STEPS ?? 40);
 const TOP = Number(process.env.PROFILE_TOP ?? 15);
+const LOOP_PASSES = Number(process.env.PROFILE_LOOP_PASSES ?? 3);
 const PARTITIONS = 8;
 const log = (m: string) => process.stderr.write(`[profile ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 const hrMicros = () => Number(process.hrtime.bigint() / 1000n);
@@ -139,11 +144,11 @@ export function summarize(profile: CpuProfile, fromUs: number, toUs: number, top
   };
 }
 
-function printSummary(title: string, rate: number, s: ProfileSummary): void {
+function printSummary(title: string, rate: number, cpuUs: number, s: ProfileSummary): void {
   const pct = (x: number) => `${(100 * x).toFixed(1).padStart(5)}%`;
   const lines = [
     "",
-    `## ${title}: ${rate.toFixed(0)} snapshots/s, ${s.samples} samples${s.windowed ? "" : " (whole profile: the window fell outside it)"}`,
+    `## ${title}: ${rate.toFixed(0)} snapshots/s, ${cpuUs.toFixed(0)} CPU µs/snapshot, ${s.samples} samples${s.windowed ? "" : " (whole profile: the window fell outside it)"}`,
     "",
     "self  function                                   where",
   ];
@@ -167,12 +172,22 @@ interface LoopConfig {
   topic: string;
   expected: number;
 }
+interface Window {
+  from_us: number;
+  to_us: number;
+  count: number;
+  /** CPU seconds the process spent in the window (all threads: GC and zlib's too). */
+  cpu_s: number;
+}
 interface LoopResult {
-  fetch: { from_us: number; to_us: number; count: number };
-  loop: { from_us: number; to_us: number; count: number };
+  fetch: Window;
+  loop: Window;
 }
 
-async function fetchAll(topic: string, expected: number): Promise<{ records: SourceRecord[]; from: number }> {
+async function fetchAll(
+  topic: string,
+  expected: number,
+): Promise<{ records: SourceRecord[]; from: number; fromCpu: number }> {
   const kafka = new Kafka({ clientId: "profile", brokers, logLevel: logLevel.WARN });
   // The same fetch sizes as the service's source (src/source/kafka-source.ts).
   const consumer = kafka.consumer({
@@ -182,6 +197,7 @@ async function fetchAll(topic: string, expected: number): Promise<{ records: Sou
   });
   const records: SourceRecord[] = [];
   let from = 0;
+  let fromCpu = 0;
   let done: () => void = () => {};
   const all = new Promise<void>((resolve) => {
     done = resolve;
@@ -191,7 +207,10 @@ async function fetchAll(topic: string, expected: number): Promise<{ records: Sou
   await consumer.run({
     autoCommit: false,
     eachBatch: async ({ batch }) => {
-      if (from === 0) from = hrMicros();
+      if (from === 0) {
+        from = hrMicros();
+        fromCpu = cpuSeconds();
+      }
       for (const m of batch.messages) {
         records.push({
           topic: batch.topic,
@@ -206,30 +225,48 @@ async function fetchAll(topic: string, expected: number): Promise<{ records: Sou
   });
   await all;
   await consumer.disconnect();
-  return { records, from };
+  return { records, from, fromCpu };
 }
 
+/** CPU seconds (user + system, every thread) of this process so far. */
+const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
 async function loopChild(cfg: LoopConfig): Promise<void> {
-  const { records, from } = await fetchAll(cfg.topic, cfg.expected);
+  const { records, from, fromCpu } = await fetchAll(cfg.topic, cfg.expected);
   const fetched = hrMicros();
-  const detector = new Detector();
-  const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 0, processMetrics: false });
+  const fetchCpuS = cpuSeconds() - fromCpu;
   const limits = {
     max_tracked_units: 1 << 30,
     max_layers_per_run: 100_000,
     max_units_per_layer: 1 << 24,
     max_message_bytes: 16 << 20,
   };
-  const processor = new SnapshotProcessor(detector, { limits, evictIdleMs: 60_000, clock: "wall" });
-  const telemetry = new Telemetry(createLogger("profile", "warn"), exporter);
   const encoding = { kind: "single-object" } as const;
   const start = hrMicros();
-  const now = Date.now();
-  for (const record of records) telemetry.record(processor.process(record, encoding, now).events);
+  const passCpu: number[] = [];
+  for (let pass = 0; pass < LOOP_PASSES; pass++) {
+    // A fresh detector each pass: every pass does what the service does to the topic.
+    const detector = new Detector();
+    const exporter = new Exporter(detector, { unitSeries: false, unitSeriesMax: 0, processMetrics: false });
+    const processor = new SnapshotProcessor(detector, { limits, evictIdleMs: 60_000, clock: "wall" });
+    const telemetry = new Telemetry(createLogger("profile", "warn"), exporter);
+    const cpu = cpuSeconds();
+    const now = Date.now();
+    for (const record of records) telemetry.record(processor.process(record, encoding, now).events);
+    passCpu.push(cpuSeconds() - cpu);
+  }
   const end = hrMicros();
   const result: LoopResult = {
-    fetch: { from_us: from, to_us: fetched, count: records.length },
-    loop: { from_us: start, to_us: end, count: records.length },
+    fetch: { from_us: from, to_us: fetched, count: records.length, cpu_s: fetchCpuS },
+    loop: {
+      from_us: start,
+      to_us: end,
+      count: records.length * LOOP_PASSES,
+      cpu_s: passCpu.reduce((a, b) => a + b, 0),
+    },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -257,6 +294,16 @@ async function fill(admin: ReturnType<Kafka["admin"]>, topic: string): Promise<n
 
 async function topicSize(admin: ReturnType<Kafka["admin"]>, topic: string): Promise<number> {
   return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+}
+
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/** CPU seconds (user + system, every thread) another process has used, from /proc (10 ms steps). */
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
@@ -301,17 +348,18 @@ async function profileConsume(
     env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: "1" },
   });
   const deadline = Date.now() + 600_000;
-  let first: { at: number; count: number } | undefined;
-  let last = { at: 0, count: 0 };
+  let first: { at: number; count: number; cpu: number } | undefined;
+  let last = { at: 0, count: 0, cpu: 0 };
   try {
     while (last.count < expected) {
       if (Date.now() > deadline) throw new Error(`consume did not finish in 600 s; see ${logFile}`);
       if (child.exitCode !== null) throw new Error(`consume exited (${child.exitCode}); see ${logFile}`);
       const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
       const at = hrMicros();
+      const cpu = cpuSecondsOf(child.pid!);
       const count = (offsets?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-      if (count > 0 && first === undefined) first = { at, count };
-      last = { at, count };
+      if (count > 0 && first === undefined) first = { at, count, cpu };
+      last = { at, count, cpu };
       await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
@@ -320,8 +368,12 @@ async function profileConsume(
   }
   if (!first || last.at <= first.at)
     throw new Error("the whole topic was committed in one poll; raise PROFILE_STEPS");
-  const rate = (last.count - first.count) / ((last.at - first.at) / 1e6);
-  return { rate, summary: summarize(newestProfile(dir, "consume"), first.at, last.at, TOP) };
+  const count = last.count - first.count;
+  return {
+    rate: count / ((last.at - first.at) / 1e6),
+    cpu_us_per_snapshot: ((last.cpu - first.cpu) * 1e6) / count,
+    summary: summarize(newestProfile(dir, "consume"), first.at, last.at, TOP),
+  };
 }
 
 async function profileLoop(topic: string, expected: number, dir: string) {
@@ -339,18 +391,12 @@ async function profileLoop(topic: string, expected: number, dir: string) {
   if (code !== 0) throw new Error(`loop child exited (${code}); see ${join(dir, "loop.log")}`);
   const result = JSON.parse(out.trim().split("\n").at(-1)!) as LoopResult;
   const profile = newestProfile(dir, "loop");
-  const rateOf = (w: { from_us: number; to_us: number; count: number }) =>
-    w.count / ((w.to_us - w.from_us) / 1e6);
-  return {
-    fetch: {
-      rate: rateOf(result.fetch),
-      summary: summarize(profile, result.fetch.from_us, result.fetch.to_us, TOP),
-    },
-    loop: {
-      rate: rateOf(result.loop),
-      summary: summarize(profile, result.loop.from_us, result.loop.to_us, TOP),
-    },
-  };
+  const measured = (w: Window) => ({
+    rate: w.count / ((w.to_us - w.from_us) / 1e6),
+    cpu_us_per_snapshot: (w.cpu_s * 1e6) / w.count,
+    summary: summarize(profile, w.from_us, w.to_us, TOP),
+  });
+  return { fetch: measured(result.fetch), loop: measured(result.loop) };
 }
 
 async function main(): Promise<void> {
@@ -365,10 +411,20 @@ async function main(): Promise<void> {
     const expected = process.env.PROFILE_TOPIC ? await topicSize(admin, topic) : await fill(admin, topic);
     log(`${expected} snapshots on ${topic}; profiles in ${relative(ROOT, dir)}`);
     const consume = await profileConsume(admin, topic, expected, dir);
-    printSummary("reluwatch consume", consume.rate, consume.summary);
+    printSummary("reluwatch consume", consume.rate, consume.cpu_us_per_snapshot, consume.summary);
     const { fetch, loop } = await profileLoop(topic, expected, dir);
-    printSummary("kafkajs fetch only (the loop's preload)", fetch.rate, fetch.summary);
-    printSummary("decode + process loop over the fetched buffers (no Kafka)", loop.rate, loop.summary);
+    printSummary(
+      "kafkajs fetch only (the loop's preload)",
+      fetch.rate,
+      fetch.cpu_us_per_snapshot,
+      fetch.summary,
+    );
+    printSummary(
+      `decode + process loop over the fetched buffers (no Kafka), ${LOOP_PASSES} passes`,
+      loop.rate,
+      loop.cpu_us_per_snapshot,
+      loop.summary,
+    );
     const summary = { topic, snapshots: expected, node: process.version, consume, fetch, loop };
     writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
   } finally {

@@ -11,7 +11,7 @@ import { resolveLimits, type SnapshotLimits } from "./limits.js";
 import { type AvroSchema, canonicalForm, previousSnapshotSchemas, snapshotSchema } from "./schemas.js";
 import { HEADER_BYTES, MAGIC, SingleObjectType } from "./single-object.js";
 import { DIRECT_READER_CANONICAL_FORM, DirectSnapshotReader } from "./snapshot-reader.js";
-import { float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
+import { CopyArena, float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
 import { validateResolved, validateSnapshot } from "./validate.js";
 
 const COUNTS = "reluwatch.v1.FiringCounts";
@@ -31,6 +31,11 @@ interface AvroSnapshot extends Omit<ActivationSnapshot, "stats" | "micro_batch" 
   stats: { [COUNTS]?: AvroCounts; [RAW]?: AvroRaw };
   micro_batch: number;
   incarnation: number;
+}
+
+export interface DecodeOptions {
+  /** The snapshot is dropped before the next decode: see SnapshotCodec.decode. */
+  transient?: boolean;
 }
 
 /** The Avro record avsc writes for a (validated) snapshot. */
@@ -105,6 +110,8 @@ export class SnapshotCodec {
   private readonly bodyHeaders = new Map<string, Buffer>();
   /** Reads messages of the reader's own schema without avsc; undefined for any other reader schema. */
   private readonly direct: DirectSnapshotReader | undefined;
+  /** Where a transient decode copies misaligned arrays. */
+  private readonly arena = new CopyArena();
   /** The limits last asked for and their resolution: a consumer passes the same object every time. */
   private lastLimits: { asked: Partial<SnapshotLimits> | undefined; resolved: SnapshotLimits } = {
     asked: undefined,
@@ -147,9 +154,12 @@ export class SnapshotCodec {
   /**
    * The snapshot in a single-object message. Its arrays may be views of `buf`
    * (the aliasing rule in snapshot-reader.ts): do not change `buf` while the
-   * snapshot is in use.
+   * snapshot is in use. `transient`: the caller is done with the snapshot
+   * before it decodes the next one with this codec (the processor applies it
+   * at once), so misaligned arrays are copied into memory reused by every
+   * such decode instead of fresh buffers.
    */
-  decode(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
+  decode(buf: Uint8Array, limits?: Partial<SnapshotLimits>, options?: DecodeOptions): ActivationSnapshot {
     const lim = this.resolve(limits);
     if (buf.byteLength > lim.maxMessageBytes) {
       throw new CodecError(
@@ -159,9 +169,14 @@ export class SnapshotCodec {
     }
     const direct =
       this.direct !== undefined && this.objectType.hasOwnHeader(buf)
-        ? this.direct.read(asBuffer(buf), HEADER_BYTES)
+        ? this.direct.read(asBuffer(buf), HEADER_BYTES, options?.transient ? this.resetArena() : undefined)
         : undefined;
     return validateResolved(direct ?? snapshotFromAvro(this.objectType.decode(buf) as AvroSnapshot), lim);
+  }
+
+  private resetArena(): CopyArena {
+    this.arena.reset();
+    return this.arena;
   }
 
   private resolve(limits: Partial<SnapshotLimits> | undefined): SnapshotLimits {
@@ -201,8 +216,12 @@ export function encodeSnapshot(s: ActivationSnapshot): Buffer {
   return defaultSnapshotCodec.encode(s);
 }
 
-export function decodeSnapshot(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
-  return defaultSnapshotCodec.decode(buf, limits);
+export function decodeSnapshot(
+  buf: Uint8Array,
+  limits?: Partial<SnapshotLimits>,
+  options?: DecodeOptions,
+): ActivationSnapshot {
+  return defaultSnapshotCodec.decode(buf, limits, options);
 }
 
 export function decodeSnapshotBody(

@@ -9,7 +9,8 @@
  * bytes wherever the typed array allows it. fires and nonfinite (Uint32Array)
  * and abs_sum and sq_sum (Float32Array) are views when their bytes start at a
  * multiple of 4 in the underlying ArrayBuffer and the host is little-endian;
- * otherwise they are copied once (typed-bytes.ts). Raw values (bytes) are
+ * otherwise they are copied once (typed-bytes.ts): into a fresh buffer, or
+ * for a transient decode into an arena the next decode overwrites. Raw values (bytes) are
  * always views. So the message's bytes must not be changed while the snapshot
  * is in use, and whoever keeps a snapshot keeps the whole buffer its message
  * was cut from (a fetch response, for Kafka): the detector copies what it
@@ -22,7 +23,7 @@
  * reported. This reader never decides that a message is bad.
  */
 import type { ActivationDtype, ActivationSnapshot } from "../core/snapshot.js";
-import { float32FromLE, uint32FromLE } from "./typed-bytes.js";
+import { type CopyArena, float32FromLE, uint32FromLE } from "./typed-bytes.js";
 
 /** The Parsing Canonical Form this reader is written for; any other reader schema goes through avsc. */
 export const DIRECT_READER_CANONICAL_FORM =
@@ -98,19 +99,19 @@ export class DirectSnapshotReader {
    * The snapshot in `buf` from byte `start` to its end, before semantic
    * validation; undefined when the body is not plainly well formed (see above).
    */
-  read(buf: Buffer, start: number): ActivationSnapshot | undefined {
+  read(buf: Buffer, start: number, arena?: CopyArena): ActivationSnapshot | undefined {
     const c = this.at;
     c.buf = buf;
     c.pos = start;
     c.bad = false;
     try {
-      return this.readSnapshot(c);
+      return this.readSnapshot(c, arena);
     } finally {
       c.buf = EMPTY;
     }
   }
 
-  private readSnapshot(c: Cursor): ActivationSnapshot | undefined {
+  private readSnapshot(c: Cursor, arena: CopyArena | undefined): ActivationSnapshot | undefined {
     const run_id = c.string();
     const layer = c.string();
     const rank = c.long();
@@ -130,10 +131,10 @@ export class DirectSnapshotReader {
       if (c.bad) return undefined;
       stats = {
         kind: "counts",
-        fires: uint32FromLE(fires),
-        abs_sum: absSum === null ? null : float32FromLE(absSum),
-        sq_sum: sqSum === null ? null : float32FromLE(sqSum),
-        nonfinite: nonfinite === null ? null : uint32FromLE(nonfinite),
+        fires: uint32FromLE(fires, arena),
+        abs_sum: absSum === null ? null : float32FromLE(absSum, arena),
+        sq_sum: sqSum === null ? null : float32FromLE(sqSum, arena),
+        nonfinite: nonfinite === null ? null : uint32FromLE(nonfinite, arena),
       };
     } else if (branch === 1) {
       const dtype = DTYPES[c.long()];

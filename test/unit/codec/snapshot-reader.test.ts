@@ -214,3 +214,54 @@ test("decoding leaves the message's bytes as they were", () => {
     }
   }
 });
+
+test("a transient decode copies misaligned arrays into memory the next transient decode reuses", () => {
+  const a = countsSnapshot();
+  const b = countsSnapshot({
+    stats: {
+      kind: "counts",
+      fires: Uint32Array.from([5, 6, 7, 8]),
+      abs_sum: null,
+      sq_sum: null,
+      nonfinite: null,
+    },
+  });
+  const codec = new SnapshotCodec();
+  // Shifted so that fires is misaligned in both: copied, not viewed.
+  const shiftFor = (m: Buffer, s: ActivationSnapshot) => {
+    const f = s.stats.kind === "counts" ? s.stats.fires : assert.fail();
+    return (5 - (m.indexOf(Buffer.from(f.buffer, f.byteOffset, f.byteLength)) % 4)) % 4 || 1;
+  };
+  const ma = encodeSnapshot(a);
+  const mb = encodeSnapshot(b);
+  const first = codec.decode(placed(ma, shiftFor(ma, a)), undefined, { transient: true });
+  assert.deepEqual(plain(first), plain(a));
+  const firstFires = first.stats.kind === "counts" ? first.stats.fires : assert.fail();
+  const kept = codec.decode(placed(ma, shiftFor(ma, a)));
+  const second = codec.decode(placed(mb, shiftFor(mb, b)), undefined, { transient: true });
+  assert.deepEqual(plain(second), plain(b));
+  const secondFires = second.stats.kind === "counts" ? second.stats.fires : assert.fail();
+  // Same memory: the first snapshot's fires now read the second's. That is the contract of `transient`.
+  assert.equal(secondFires.buffer, firstFires.buffer);
+  assert.equal(secondFires.byteOffset, firstFires.byteOffset);
+  assert.deepEqual([...firstFires], [5, 6, 7, 8]);
+  // A decode that is not transient gets copies of its own, which no later decode touches.
+  assert.deepEqual(plain(kept), plain(a));
+});
+
+test("a transient arena grows for a bigger snapshot and the values stay right", () => {
+  const codec = new SnapshotCodec();
+  for (const units of [4, 4096, 8, 20_000, 3]) {
+    const fires = Uint32Array.from({ length: units }, (_, i) => (i * 31) % 512);
+    const s = countsSnapshot({
+      unit_offset: 0,
+      unit_count: units,
+      layer_units: units,
+      stats: { kind: "counts", fires, abs_sum: null, sq_sum: null, nonfinite: fires.map(() => 0) },
+    });
+    for (let shift = 0; shift < 4; shift++) {
+      const back = codec.decode(placed(encodeSnapshot(s), shift), undefined, { transient: true });
+      assert.deepEqual(plain(back), plain(s), `${units} units, shift ${shift}`);
+    }
+  }
+});
