@@ -23,7 +23,7 @@
  * reported. This reader never decides that a message is bad.
  */
 import type { ActivationDtype, ActivationSnapshot } from "../core/snapshot.js";
-import { type CopyArena, float32FromLE, uint32FromLE } from "./typed-bytes.js";
+import { type CopyArena, float32At, uint32At } from "./typed-bytes.js";
 
 /** The Parsing Canonical Form this reader is written for; any other reader schema goes through avsc. */
 export const DIRECT_READER_CANONICAL_FORM =
@@ -62,14 +62,28 @@ class Cursor {
 
   /** A length-prefixed run of bytes, as a view of the message. */
   bytes(): Buffer {
+    const start = this.skipBytes();
+    return this.buf.subarray(start, this.pos);
+  }
+
+  /** Steps over a length-prefixed run of bytes; returns where it starts (it ends at `pos`). */
+  skipBytes(): number {
     const len = this.long();
     const start = this.pos;
     if (len < 0 || start + len > this.buf.length) {
       this.bad = true;
-      return this.buf.subarray(0, 0);
+      return start;
     }
     this.pos = start + len;
-    return this.buf.subarray(start, start + len);
+    return start;
+  }
+
+  /** ["null", "bytes"]: -1 for null, else where the bytes start (they end at `pos`). */
+  skipOptionalBytes(): number {
+    const branch = this.long();
+    if (branch === 0) return -1;
+    if (branch !== 1) this.bad = true;
+    return this.skipBytes();
   }
 
   string(): string {
@@ -81,14 +95,6 @@ class Cursor {
     }
     this.pos = start + len;
     return this.buf.toString("utf8", start, start + len);
-  }
-
-  /** ["null", "bytes"]: null, or a view. */
-  optionalBytes(): Buffer | null {
-    const branch = this.long();
-    if (branch === 0) return null;
-    if (branch !== 1) this.bad = true;
-    return this.bytes();
   }
 }
 
@@ -124,17 +130,23 @@ export class DirectSnapshotReader {
     const branch = c.long();
     let stats: ActivationSnapshot["stats"];
     if (branch === 0) {
-      const fires = c.bytes();
-      const absSum = c.optionalBytes();
-      const sqSum = c.optionalBytes();
-      const nonfinite = c.optionalBytes();
+      // Positions first, arrays after: nothing is made of a message that turns out malformed.
+      const fires = c.skipBytes();
+      const firesEnd = c.pos;
+      const absSum = c.skipOptionalBytes();
+      const absSumEnd = c.pos;
+      const sqSum = c.skipOptionalBytes();
+      const sqSumEnd = c.pos;
+      const nonfinite = c.skipOptionalBytes();
+      const nonfiniteEnd = c.pos;
       if (c.bad) return undefined;
+      const buf = c.buf;
       stats = {
         kind: "counts",
-        fires: uint32FromLE(fires, arena),
-        abs_sum: absSum === null ? null : float32FromLE(absSum, arena),
-        sq_sum: sqSum === null ? null : float32FromLE(sqSum, arena),
-        nonfinite: nonfinite === null ? null : uint32FromLE(nonfinite, arena),
+        fires: uint32At(buf, fires, firesEnd - fires, arena),
+        abs_sum: absSum < 0 ? null : float32At(buf, absSum, absSumEnd - absSum, arena),
+        sq_sum: sqSum < 0 ? null : float32At(buf, sqSum, sqSumEnd - sqSum, arena),
+        nonfinite: nonfinite < 0 ? null : uint32At(buf, nonfinite, nonfiniteEnd - nonfinite, arena),
       };
     } else if (branch === 1) {
       const dtype = DTYPES[c.long()];

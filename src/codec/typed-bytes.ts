@@ -51,6 +51,28 @@ export class CopyArena {
   }
 }
 
+/**
+ * `byteLength` bytes of `buf` from `start` as a Uint32Array or Float32Array:
+ * what uint32FromLE and float32FromLE give for that range, without first
+ * making a Buffer of it (a decoder reads several such ranges per message).
+ */
+export function uint32At(buf: Uint8Array, start: number, byteLength: number, arena?: CopyArena): Uint32Array {
+  const at = buf.byteOffset + start;
+  if (HOST_LE && at % 4 === 0) return new Uint32Array(buf.buffer, at, byteLength >>> 2);
+  return uint32FromLE(new Uint8Array(buf.buffer, at, byteLength), arena);
+}
+
+export function float32At(
+  buf: Uint8Array,
+  start: number,
+  byteLength: number,
+  arena?: CopyArena,
+): Float32Array {
+  const at = buf.byteOffset + start;
+  if (HOST_LE && at % 4 === 0) return new Float32Array(buf.buffer, at, byteLength >>> 2);
+  return float32FromLE(new Uint8Array(buf.buffer, at, byteLength), arena);
+}
+
 /** An aligned copy: into the arena when there is one, else a fresh buffer. */
 function alignedCopy(bytes: Uint8Array, arena: CopyArena | undefined): Uint8Array {
   return arena ? arena.copy(bytes) : copyOf(bytes);
