@@ -153,7 +153,7 @@ function printSummary(title: string, rate: number, cpuUs: number, s: ProfileSumm
     "self  function                                   where",
   ];
   for (const f of s.top) lines.push(`${pct(f.share)}  ${f.name.padEnd(42)} ${f.where || `(${f.area})`}`);
-  lines.push("", "by area: " + s.areas.map((a) => `${a.area} ${pct(a.share).trim()}`).join(", "));
+  lines.push("", `by area: ${s.areas.map((a) => `${a.area} ${pct(a.share).trim()}`).join(", ")}`);
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
