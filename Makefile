@@ -26,7 +26,7 @@ KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
 .PHONY: help node install build lint format test test-unit test-integration test-python kafka-up kafka-down kafka-down-all \
-        kafka-jars demo bench eval clean system-deps rules rules-test dashboards kustomize metrics-golden
+        kafka-jars demo bench profile eval clean system-deps rules rules-test dashboards kustomize metrics-golden
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -135,6 +135,12 @@ bench: install kafka-jars .venv ## benchmarks on a private local broker -> docs/
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) up
 	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down' EXIT; \
 	  BENCH_BROKERS=127.0.0.1:$(BENCH_KAFKA_PORT) npx tsx bench/run.ts
+
+PROFILE_KAFKA_PORT ?= 19960
+profile: install kafka-jars ## CPU profile of `reluwatch consume` and of its decode+process loop on a private broker: top self-time functions, snapshots/s
+	KAFKA_PORT=$(PROFILE_KAFKA_PORT) $(KAFKA) up
+	trap 'KAFKA_PORT=$(PROFILE_KAFKA_PORT) $(KAFKA) down' EXIT; \
+	  PROFILE_BROKERS=127.0.0.1:$(PROFILE_KAFKA_PORT) npx tsx bench/profile.ts
 
 eval: install ## detection-quality evaluation: simulate + replay scenarios, score against truth, write docs/evaluation.md
 	npx tsx scripts/eval.ts

@@ -38,6 +38,7 @@ export {
 } from "./schemas.js";
 export { HEADER_BYTES, MAGIC, SingleObjectType } from "./single-object.js";
 export {
+  type DecodeOptions,
   decodeSnapshot,
   decodeSnapshotBody,
   defaultSnapshotCodec,

@@ -55,6 +55,14 @@ export class SingleObjectType {
     return fp;
   }
 
+  /** Whether `bytes` starts with this reader's own header: written with exactly the reader's schema. */
+  hasOwnHeader(bytes: Uint8Array): boolean {
+    if (bytes.length < HEADER_BYTES) return false;
+    const header = this.header;
+    for (let i = 0; i < HEADER_BYTES; i++) if (bytes[i] !== header[i]) return false;
+    return true;
+  }
+
   knownFingerprints(): string[] {
     return [...this.writers.keys()];
   }

@@ -8,10 +8,11 @@ import type { ActivationDtype, ActivationSnapshot } from "../core/snapshot.js";
 import { fingerprintBytes } from "./crc64.js";
 import { CodecError } from "./errors.js";
 import { resolveLimits, type SnapshotLimits } from "./limits.js";
-import { type AvroSchema, previousSnapshotSchemas, snapshotSchema } from "./schemas.js";
-import { MAGIC, SingleObjectType } from "./single-object.js";
-import { float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
-import { validateSnapshot } from "./validate.js";
+import { type AvroSchema, canonicalForm, previousSnapshotSchemas, snapshotSchema } from "./schemas.js";
+import { HEADER_BYTES, MAGIC, SingleObjectType } from "./single-object.js";
+import { DIRECT_READER_CANONICAL_FORM, DirectSnapshotReader } from "./snapshot-reader.js";
+import { CopyArena, float32FromLE, toLEBytes, uint32FromLE } from "./typed-bytes.js";
+import { validateResolved, validateSnapshot } from "./validate.js";
 
 const COUNTS = "reluwatch.v1.FiringCounts";
 const RAW = "reluwatch.v1.RawActivations";
@@ -30,6 +31,11 @@ interface AvroSnapshot extends Omit<ActivationSnapshot, "stats" | "micro_batch" 
   stats: { [COUNTS]?: AvroCounts; [RAW]?: AvroRaw };
   micro_batch: number;
   incarnation: number;
+}
+
+export interface DecodeOptions {
+  /** The snapshot is dropped before the next decode: see SnapshotCodec.decode. */
+  transient?: boolean;
 }
 
 /** The Avro record avsc writes for a (validated) snapshot. */
@@ -102,9 +108,22 @@ export class SnapshotCodec {
 
   /** Single-object headers of the container writer schemas seen, by schema JSON. */
   private readonly bodyHeaders = new Map<string, Buffer>();
+  /** Reads messages of the reader's own schema without avsc; undefined for any other reader schema. */
+  private readonly direct: DirectSnapshotReader | undefined;
+  /** Where a transient decode copies misaligned arrays. */
+  private readonly arena = new CopyArena();
+  /** The limits last asked for and their resolution: a consumer passes the same object every time. */
+  private lastLimits: { asked: Partial<SnapshotLimits> | undefined; resolved: SnapshotLimits } = {
+    asked: undefined,
+    resolved: resolveLimits(),
+  };
 
   constructor(readerSchema: AvroSchema = snapshotSchema) {
     this.objectType = new SingleObjectType(readerSchema);
+    this.direct =
+      canonicalForm(this.objectType.type) === DIRECT_READER_CANONICAL_FORM
+        ? new DirectSnapshotReader()
+        : undefined;
     if (readerSchema === snapshotSchema) {
       for (const previous of previousSnapshotSchemas) this.objectType.addWriterSchema(previous);
     }
@@ -127,16 +146,43 @@ export class SnapshotCodec {
     return this.objectType.encode(snapshotToAvro(s));
   }
 
-  decode(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
-    const lim = resolveLimits(limits);
+  /** Whether messages of the reader's own schema skip avsc (see snapshot-reader.ts). */
+  get readsDirectly(): boolean {
+    return this.direct !== undefined;
+  }
+
+  /**
+   * The snapshot in a single-object message. Its arrays may be views of `buf`
+   * (the aliasing rule in snapshot-reader.ts): do not change `buf` while the
+   * snapshot is in use. `transient`: the caller is done with the snapshot
+   * before it decodes the next one with this codec (the processor applies it
+   * at once), so misaligned arrays are copied into memory reused by every
+   * such decode instead of fresh buffers.
+   */
+  decode(buf: Uint8Array, limits?: Partial<SnapshotLimits>, options?: DecodeOptions): ActivationSnapshot {
+    const lim = this.resolve(limits);
     if (buf.byteLength > lim.maxMessageBytes) {
       throw new CodecError(
         "TOO_LARGE",
         `message of ${buf.byteLength} bytes exceeds the maxMessageBytes limit of ${lim.maxMessageBytes}`,
       );
     }
-    const rec = this.objectType.decode(buf) as AvroSnapshot;
-    return validateSnapshot(snapshotFromAvro(rec), lim);
+    const direct =
+      this.direct !== undefined && this.objectType.hasOwnHeader(buf)
+        ? this.direct.read(asBuffer(buf), HEADER_BYTES, options?.transient ? this.resetArena() : undefined)
+        : undefined;
+    return validateResolved(direct ?? snapshotFromAvro(this.objectType.decode(buf) as AvroSnapshot), lim);
+  }
+
+  private resetArena(): CopyArena {
+    this.arena.reset();
+    return this.arena;
+  }
+
+  private resolve(limits: Partial<SnapshotLimits> | undefined): SnapshotLimits {
+    if (limits !== this.lastLimits.asked)
+      this.lastLimits = { asked: limits, resolved: resolveLimits(limits) };
+    return this.lastLimits.resolved;
   }
 
   /**
@@ -160,14 +206,22 @@ export class SnapshotCodec {
   }
 }
 
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 export const defaultSnapshotCodec = new SnapshotCodec();
 
 export function encodeSnapshot(s: ActivationSnapshot): Buffer {
   return defaultSnapshotCodec.encode(s);
 }
 
-export function decodeSnapshot(buf: Uint8Array, limits?: Partial<SnapshotLimits>): ActivationSnapshot {
-  return defaultSnapshotCodec.decode(buf, limits);
+export function decodeSnapshot(
+  buf: Uint8Array,
+  limits?: Partial<SnapshotLimits>,
+  options?: DecodeOptions,
+): ActivationSnapshot {
+  return defaultSnapshotCodec.decode(buf, limits, options);
 }
 
 export function decodeSnapshotBody(

@@ -15,13 +15,14 @@ export const DTYPE_BYTES: Readonly<Record<ActivationDtype, number>> = Object.fre
 });
 
 const INT_MAX = 2 ** 31 - 1;
-const utf8 = new TextEncoder();
 
 function checkName(value: unknown, field: string, limits: SnapshotLimits): void {
   if (typeof value !== "string")
     throw new CodecError("MALFORMED", `must be a string, got ${typeof value}`, field);
   if (value.length === 0) throw new CodecError("EMPTY_NAME", "must not be empty", field);
-  const bytes = utf8.encode(value).length;
+  // A UTF-16 code unit takes at most 3 UTF-8 bytes, so a short name needs no counting.
+  if (value.length * 3 <= limits.maxNameBytes) return;
+  const bytes = Buffer.byteLength(value, "utf8");
   if (bytes > limits.maxNameBytes) {
     throw new CodecError(
       "TOO_LARGE",
@@ -73,6 +74,26 @@ function checkSums(sums: Float32Array | null, field: string, unitCount: number):
   }
 }
 
+/**
+ * The common case in one branch-free pass per array: every count fits. Only a
+ * snapshot that fails it is walked again to name its first offending unit.
+ */
+function withinSamples(
+  fires: Uint32Array,
+  nonfinite: Uint32Array | null,
+  samples: number,
+  unitCount: number,
+): boolean {
+  if (nonfinite === null) {
+    let most = 0;
+    for (let i = 0; i < unitCount; i++) most = Math.max(most, fires[i]!);
+    return most <= samples;
+  }
+  let most = 0;
+  for (let i = 0; i < unitCount; i++) most = Math.max(most, fires[i]! + nonfinite[i]!);
+  return most <= samples;
+}
+
 /** Sums over the snapshot's per-unit counts must fit its samples. */
 function checkCounts(
   fires: Uint32Array,
@@ -93,6 +114,7 @@ function checkCounts(
       );
     }
   }
+  if (withinSamples(fires, nonfinite, samples, unitCount)) return;
   for (let i = 0; i < unitCount; i++) {
     const bad = nonfinite === null ? 0 : nonfinite[i]!;
     if (bad > samples) {
@@ -119,7 +141,11 @@ export function validateSnapshot(
   s: ActivationSnapshot,
   limits?: Partial<SnapshotLimits>,
 ): ActivationSnapshot {
-  const lim = resolveLimits(limits);
+  return validateResolved(s, resolveLimits(limits));
+}
+
+/** validateSnapshot with every limit already given (no defaults to merge on each call). */
+export function validateResolved(s: ActivationSnapshot, lim: SnapshotLimits): ActivationSnapshot {
   checkName(s.run_id, "run_id", lim);
   checkName(s.layer, "layer", lim);
   nonNegative(s.rank, "rank", INT_MAX);

@@ -54,6 +54,8 @@ export interface ProcessorOptions {
   clock: "wall" | "snapshot";
 }
 
+const TRANSIENT = { transient: true } as const;
+
 export class SnapshotProcessor {
   private readonly budget: UnitBudget;
   private readonly codecLimits: Partial<SnapshotLimits>;
@@ -72,7 +74,8 @@ export class SnapshotProcessor {
     try {
       snapshot =
         encoding.kind === "single-object"
-          ? decodeSnapshot(value, this.codecLimits)
+          ? // Transient: the snapshot is applied below and dropped before the next record is decoded.
+            decodeSnapshot(value, this.codecLimits, TRANSIENT)
           : decodeSnapshotBody(value, encoding.writerSchema, this.codecLimits);
     } catch (err) {
       if (!(err instanceof CodecError)) throw err;

@@ -34,7 +34,8 @@ export interface ExporterOptions {
   externalUrl?: string;
 }
 
-export type SnapshotResult = "ok" | "duplicate" | "late" | "invalid" | "over_limit";
+const SNAPSHOT_RESULTS = ["ok", "duplicate", "late", "invalid", "over_limit"] as const;
+export type SnapshotResult = (typeof SNAPSHOT_RESULTS)[number];
 
 const STATES: readonly UnitState[] = ["UNKNOWN", "ACTIVE", "MOSTLY_SILENT", "DEAD"];
 const stateLabel = (s: UnitState): string => s.toLowerCase();
@@ -110,6 +111,12 @@ const LAYER_COUNTERS: readonly LayerValue[] = [
 export class Exporter {
   readonly registry = new Registry();
   private readonly snapshots: Counter<"result">;
+  /**
+   * Snapshots counted since the last read of reluwatch_snapshots_total, by
+   * result: counting is one addition per snapshot, and the label sets are
+   * hashed once per scrape instead of once per snapshot.
+   */
+  private readonly pendingSnapshots = new Map<SnapshotResult, number>(SNAPSHOT_RESULTS.map((r) => [r, 0]));
   private readonly invalid: Counter<"reason">;
   private readonly age: Histogram;
   private readonly lag: Gauge<"topic" | "partition">;
@@ -235,14 +242,21 @@ export class Exporter {
         this.set(detectorView.trackedUnits());
       },
     });
+    const pending = this.pendingSnapshots;
     this.snapshots = new Counter({
       name: "reluwatch_snapshots_total",
       help: "Snapshots processed, by result: ok, duplicate (already applied), late (older than the window), invalid, over_limit.",
       labelNames: ["result"],
       registers,
+      collect() {
+        for (const [result, count] of pending) {
+          if (count === 0) continue;
+          this.inc({ result }, count);
+          pending.set(result, 0);
+        }
+      },
     });
-    for (const result of ["ok", "duplicate", "late", "invalid", "over_limit"])
-      this.snapshots.inc({ result }, 0);
+    for (const result of SNAPSHOT_RESULTS) this.snapshots.inc({ result }, 0);
     this.invalid = new Counter({
       name: "reluwatch_invalid_snapshots_total",
       help: "Snapshots dead-lettered, by reason (an error code of docs/errors.md or a limit).",
@@ -318,7 +332,7 @@ export class Exporter {
   }
 
   countSnapshot(result: SnapshotResult, count = 1): void {
-    this.snapshots.inc({ result }, count);
+    this.pendingSnapshots.set(result, this.pendingSnapshots.get(result)! + count);
   }
 
   /** Snapshots counted so far, by result. */
@@ -329,7 +343,7 @@ export class Exporter {
   }
 
   countRejected(result: "invalid" | "over_limit", reason: string): void {
-    this.snapshots.inc({ result });
+    this.countSnapshot(result);
     this.invalid.inc({ reason });
   }
 
