@@ -217,7 +217,7 @@ for (const c of overhead?.cadences ?? []) {
 }
 const stateNotes = results.state
   ? [
-      `State rows: \`npx tsx bench/state.ts\` and \`KAFKA_BROKERS=… npx tsx bench/state-restore.ts\`${results.state.measured ? `, measured ${results.state.measured.date} at ${results.state.measured.commit} on ${results.state.measured.broker} (load average ${results.state.load1.join("/")})` : ""}. The apply loop runs ${num(overhead?.seconds_each ?? 0)} s per cadence in turns of ${num(overhead?.slice_s ?? 0)} s; its store encodes into a writer that only counts bytes (in-process cost, no broker).`,
+      `State rows: \`npx tsx bench/state.ts\` and \`KAFKA_BROKERS=… npx tsx bench/state-restore.ts\`${results.state.measured ? `, measured ${results.state.measured.date} at ${results.state.measured.commit} on ${results.state.measured.broker}` : ""}; 1-minute load average before/after: state.ts ${results.state.load1.join("/")}, state-restore.ts ${results.state.restore?.load1?.join("/") ?? "n/a"}. Each cadence of the apply loop runs in turns of ${num(overhead?.slice_s ?? 0)} s (a turn ends after the step in hand) until it has had ${num(overhead?.seconds_each ?? 0)} of them; its store encodes into a writer that only counts bytes (the in-process cost, no broker); a turn ends with a garbage collection counted in it.`,
       "",
     ]
   : [];
