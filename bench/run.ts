@@ -71,7 +71,7 @@ function measure(): Json {
     ["--brokers", process.env.BENCH_BROKERS ?? "127.0.0.1:9092"],
     [".venv/bin/python"],
   );
-  const state = runJson("bench/state.ts");
+  const state = stateBenches();
   const results = {
     date: started.toISOString(),
     commit,
@@ -163,6 +163,24 @@ add(
   c.bytes_per_unit_10m.median <= 64,
 );
 
+// ---- state: bench/state.ts (checkpoint cost, its overhead on the apply loop) and bench/state-restore.ts ----
+
+/** Both state benchmarks as one `state` document: bench/state.ts's, with bench/state-restore.ts's as `restore`. */
+function stateBenches(): { json: Json; seconds: number; load1: [number, number] } {
+  const state = runJson("bench/state.ts");
+  // state-restore.ts reads KAFKA_BROKERS; make bench's broker is BENCH_BROKERS.
+  const saved = process.env.KAFKA_BROKERS;
+  process.env.KAFKA_BROKERS = process.env.BENCH_BROKERS ?? saved ?? "127.0.0.1:9092";
+  const restore = runJson("bench/state-restore.ts");
+  if (saved === undefined) delete process.env.KAFKA_BROKERS;
+  else process.env.KAFKA_BROKERS = saved;
+  return {
+    json: { ...(state.json as object), restore: restore.json },
+    seconds: state.seconds + restore.seconds,
+    load1: [state.load1[0], restore.load1[1]],
+  };
+}
+
 // Stored results from before bench/state.ts existed have no checkpoint figures.
 for (const r of results.state?.results ?? []) {
   const what = `checkpoint of ${num(r.layers)} × 1M units${r.sums ? " with sums" : ""}`;
@@ -177,6 +195,32 @@ for (const r of results.state?.results ?? []) {
     `${fig(r.encode_s, 2)} / ${fig(r.decode_s, 2)} / ${fig(r.restore_s, 2)}`,
   );
 }
+for (const r of results.state?.restore?.results ?? []) {
+  const what = `restore from the broker: ${num(r.layers)} × 1M units with sums${r.run_steps > 1100 ? `, after a ${num((r.run_steps + 100) / 1200)}× longer run (${num(r.run_steps)} steps)` : ""}`;
+  add(
+    "state",
+    `${what}: MB on the state topic / checkpoint write, s / restore, s / restore s per GB`,
+    `${num(r.state_bytes / 1e6, 0)} / ${num(r.write_s, 2)} / ${num(r.restore_s, 2)} / ${num(r.restore_s_per_gb, 2)}`,
+  );
+}
+const overhead = results.state?.checkpoint_overhead;
+for (const c of overhead?.cadences ?? []) {
+  const cadence =
+    c.checkpoint_interval_ms === null
+      ? "no checkpoints"
+      : `checkpoint_interval_ms ${c.checkpoint_interval_ms}`;
+  add(
+    "state",
+    `apply loop of ${num(overhead.layers)} × 1M units with sums, ${cadence}: snapshots/s (ratio to none, same run; checkpoints written)`,
+    `${num(c.snapshots_per_s, 2)} (${num(c.ratio_to_none, 3)}; ${num(c.checkpoints)})`,
+  );
+}
+const stateNotes = results.state
+  ? [
+      `State rows: \`npx tsx bench/state.ts\` and \`KAFKA_BROKERS=… npx tsx bench/state-restore.ts\`${results.state.measured ? `, measured ${results.state.measured.date} at ${results.state.measured.commit} on ${results.state.measured.broker}` : ""}; 1-minute load average before/after: state.ts ${results.state.load1.join("/")}, state-restore.ts ${results.state.restore?.load1?.join("/") ?? "n/a"}. Each cadence of the apply loop runs in turns of ${num(overhead?.slice_s ?? 0)} s (a turn ends after the step in hand) until it has had ${num(overhead?.seconds_each ?? 0)} of them; its store encodes into a writer that only counts bytes (the in-process cost, no broker); a turn ends with a garbage collection counted in it.`,
+      "",
+    ]
+  : [];
 
 const t = e.throughput;
 for (const [mode, label] of [
@@ -420,6 +464,7 @@ const md = [
   "| --- | --- | --- | --- | --- |",
   ...rows.map((r) => `| ${r.join(" | ")} |`),
   "",
+  ...stateNotes,
 ].join("\n");
 writeFileSync("docs/benchmarks.md", md);
 writeFileSync("docs/scaling.md", renderScaling(results, "docs/benchmarks.json"));

@@ -1,14 +1,15 @@
 /**
  * Layers of 1M units whose whole window is full, for the state benchmarks:
- * 12 bucket-closing snapshots from two tensor-parallel shards, with abs/sq
- * sums on request and a few NaN counts, so every array a checkpoint holds is
- * populated.
+ * 12 bucket-closing snapshots from two tensor-parallel shards (or as many as
+ * `steps` asks, for an older run of the same state size), with abs/sq sums on
+ * request and a few NaN counts in the newest bucket, so every array a
+ * checkpoint holds is populated.
  */
 import { type ActivationSnapshot, Detector } from "../../src/core/index.js";
 
 export const UNITS = 1 << 20;
 
-function lcg(seed: number): () => number {
+export function lcg(seed: number): () => number {
   let x = seed >>> 0;
   return () => {
     x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
@@ -16,13 +17,17 @@ function lcg(seed: number): () => number {
   };
 }
 
-function snapshot(
+/** Snapshots one step apart close one bucket each (window_steps 1000 over 10 buckets). */
+export const STEP = 100;
+
+export function snapshot(
   layer: string,
   step: number,
   offset: number,
   count: number,
   sums: boolean,
   rand: () => number,
+  nanStep = 1100,
 ): ActivationSnapshot {
   const samples = 512;
   const fires = new Uint32Array(count);
@@ -32,7 +37,7 @@ function snapshot(
     fires[i] = j % 4 === 0 ? 0 : Math.floor(rand() * samples * 0.5);
   }
   const nonfinite = new Uint32Array(count);
-  if (step === 1100) for (let i = 0; i < count; i += 997) nonfinite[i] = 1;
+  if (step === nanStep) for (let i = 0; i < count; i += 997) nonfinite[i] = 1;
   return {
     run_id: "bench",
     layer,
@@ -53,17 +58,21 @@ function snapshot(
   };
 }
 
-export function build(layers: number, sums: boolean): Detector {
+export const layerName = (l: number) => `blocks.${l}.mlp.fc1`;
+
+/** `steps` bucket-closing steps per layer: 12 fill the window; more only age the run. */
+export function build(layers: number, sums: boolean, steps = 12): Detector {
   const d = new Detector();
   const rand = lcg(7);
   const half = UNITS / 2;
+  const last = (steps - 1) * STEP;
   for (let l = 0; l < layers; l++) {
-    for (let step = 0; step <= 1100; step += 100) {
+    for (let step = 0; step <= last; step += STEP) {
       for (const [offset, count] of [
         [0, half],
         [half, half],
       ] as const) {
-        const s = snapshot(`blocks.${l}.mlp.fc1`, step, offset, count, sums, rand);
+        const s = snapshot(layerName(l), step, offset, count, sums, rand, last);
         d.apply(s, s.time);
       }
     }

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from confluent_kafka import KafkaException, Producer
 
-from reluwatch import FiringCounts, Publisher, decode_snapshot
+from reluwatch import FiringCounts, Publisher, PublisherConnectError, Security, decode_snapshot
 from reluwatch.publisher import producer_config
 from support import create_topic, read_topic, unique_topic
 
@@ -43,6 +43,73 @@ def test_config_has_murmur2_idempotence_and_passes_settings_through() -> None:
     assert config["ssl.ca.location"] == "/ca.pem"
     with pytest.raises(ValueError, match="compression must be one of"):
         producer_config("b", "brotli", "c", {})
+
+
+def test_security_settings_take_the_consumers_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca, cert, key = (tmp_path / n for n in ("ca.pem", "client.pem", "client.key"))
+    for f in (ca, cert, key):
+        f.write_text("-")
+    monkeypatch.delenv("RELUWATCH_SASL_PASSWORD", raising=False)
+    assert Security().librdkafka() == {}
+    assert Security(
+        ssl_ca_file=str(ca), sasl_mechanism="scram-sha-256", sasl_username="trainer", sasl_password="pw"
+    ).librdkafka() == {
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(ca),
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "trainer",
+        "sasl.password": "pw",
+    }
+    # A client certificate alone implies TLS, as --ssl-cert-file does.
+    assert Security(ssl_cert_file=str(cert), ssl_key_file=str(key)).librdkafka() == {
+        "security.protocol": "SSL",
+        "ssl.certificate.location": str(cert),
+        "ssl.key.location": str(key),
+    }
+    monkeypatch.setenv("RELUWATCH_SASL_PASSWORD", "from-env")
+    plain = Security(sasl_mechanism="PLAIN", sasl_username="trainer").librdkafka()
+    assert (plain["security.protocol"], plain["sasl.mechanism"], plain["sasl.password"]) == (
+        "SASL_PLAINTEXT",
+        "PLAIN",
+        "from-env",
+    )
+    insecure = Security(ssl=True, ssl_reject_unauthorized=False).librdkafka()
+    assert insecure["enable.ssl.certificate.verification"] is False
+    assert insecure["security.protocol"] == "SSL"
+
+
+def test_security_settings_are_checked_before_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELUWATCH_SASL_PASSWORD", raising=False)
+    with pytest.raises(ValueError, match="sasl_mechanism must be one of plain, scram-sha-256"):
+        Publisher(NOWHERE, "t", "run", sasl_mechanism="kerberos", sasl_username="u", sasl_password="p")
+    with pytest.raises(ValueError, match="needs sasl_username and sasl_password"):
+        Publisher(NOWHERE, "t", "run", sasl_mechanism="scram-sha-512", sasl_username="u")
+    with pytest.raises(ValueError, match="need sasl_mechanism"):
+        Publisher(NOWHERE, "t", "run", sasl_username="u", sasl_password="p")
+    with pytest.raises(ValueError, match="ssl_ca_file: no such file"):
+        Publisher(NOWHERE, "t", "run", ssl_ca_file="/nonexistent/ca.pem")
+
+
+def test_connect_to_no_broker_gives_up_after_its_timeout() -> None:
+    publisher = Publisher(NOWHERE, "t", "run")
+    started = time.monotonic()
+    with pytest.raises(
+        PublisherConnectError, match=r"BROKER_UNREACHABLE: no broker in 127\.0\.0\.1:1"
+    ) as err:
+        publisher.connect(timeout=2.0)
+    # Bounded by the timeout, not by librdkafka's own retries (message_timeout_ms is minutes).
+    assert time.monotonic() - started < 30
+    assert err.value.code == "BROKER_UNREACHABLE"
+    assert "\n" not in str(err.value)
+    publisher.close(timeout=1.0)
+
+
+@pytest.mark.broker
+def test_connect_returns_once_the_topic_is_served(brokers: str) -> None:
+    topic = unique_topic("connect")
+    create_topic(brokers, topic, 1)
+    with Publisher(brokers, topic, "run") as publisher:
+        publisher.connect(timeout=20.0)
 
 
 def test_librdkafka_gets_the_settings_unchanged() -> None:

@@ -1,20 +1,22 @@
 /**
- * TLS with SASL/SCRAM, as managed Kafka runs it: the trainer SDK publishes and
- * `reluwatch consume` reads over a SASL_SSL listener only (so do `simulate`
- * and `record`, with the same flags), and the two ways a
+ * TLS with SASL/SCRAM, as managed Kafka runs it: the trainer SDKs (TypeScript
+ * and Python) publish and `reluwatch consume` reads over a SASL_SSL listener
+ * only (so do `simulate` and `record`, with the same flags), and the two ways a
  * deployment gets it wrong (a wrong password, a CA that did not sign the
  * broker's certificate) each end in one clear line instead of a hang.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
-import { readSnapshotContainer } from "../../src/codec/index.js";
+import { encodeSnapshot, readSnapshotContainer } from "../../src/codec/index.js";
+import type { ActivationSnapshot } from "../../src/core/index.js";
+import { packageRoot } from "../../src/paths.js";
 import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
 import { createTopic, type TestBroker, uniqueTopic } from "../support/broker.js";
-import { cli } from "../support/child.js";
+import { cli, runToExit } from "../support/child.js";
 import { STACK_FRAME } from "../support/cli-process.js";
 import {
   type ConsumerProcess,
@@ -31,6 +33,40 @@ import {
   startSecureBroker,
 } from "../support/secure-broker.js";
 import { assertLayersMatch } from "../support/topics.js";
+
+const python = join(packageRoot, ".venv/bin/python");
+const pythonPublish = join(packageRoot, "python/tests/secure_publish.py");
+
+/** python/tests/secure_publish.py: reluwatch.Publisher with the consumer's security flags, its password from the environment. */
+async function publishFromPython(
+  broker: SecureBroker,
+  topic: string,
+  snapshots: readonly ActivationSnapshot[],
+  options: { password: string; caFile: string },
+) {
+  const dir = mkdtempSync(join(tmpdir(), "reluwatch-secure-py-"));
+  try {
+    const input = join(dir, "snapshots.b64");
+    writeFileSync(input, snapshots.map((s) => `${encodeSnapshot(s).toString("base64")}\n`).join(""));
+    // The connect timeout is the SDK's own: the child's deadline only turns a hang into a failure.
+    const args = [pythonPublish, "--brokers", broker.secure, "--topic", topic, "--input", input];
+    args.push(
+      "--ssl-ca-file",
+      options.caFile,
+      "--sasl-mechanism",
+      "scram-sha-256",
+      "--sasl-username",
+      SCRAM_USER,
+    );
+    args.push("--connect-timeout", "30");
+    return await runToExit(python, args, {
+      env: { ...process.env, RELUWATCH_SASL_PASSWORD: options.password },
+      timeout: 150_000,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function secureFlags(broker: SecureBroker, caFile = broker.caFile): string[] {
   return ["--ssl-ca-file", caFile, "--sasl-mechanism", "scram-sha-256", "--sasl-username", SCRAM_USER];
@@ -94,6 +130,64 @@ describe("TLS + SASL/SCRAM", () => {
     consumer.child.kill("SIGTERM");
     assert.equal(await consumer.exited, 0);
   });
+
+  test("the Python Publisher publishes over SASL_SSL with the same settings; /metrics equals the offline detector", async () => {
+    assert.ok(existsSync(python), `${python} is missing: run \`make .venv\` (the test target does)`);
+    const topic = uniqueTopic("secure-python");
+    await waitFor(`topic ${topic}`, () => createTopic(setup, topic, 2).then(() => true));
+    const snapshots = scenarioSnapshots("born-dead", { seed: 37, steps: 300 });
+
+    const published = await publishFromPython(broker, topic, snapshots, {
+      password: SCRAM_PASSWORD,
+      caFile: broker.caFile,
+    });
+    assert.equal(published.status, 0, published.stderr);
+    const stats = JSON.parse(published.stdout) as { sent: number; failed: number; dropped: number };
+    assert.deepEqual([stats.sent, stats.failed, stats.dropped], [snapshots.length, 0, 0]);
+
+    const consumer = await startConsumerProcess(
+      [...consumerArgs([broker.secure], topic), ...secureFlags(broker)],
+      { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
+    );
+    consumers.push(consumer);
+    const { samples } = await waitFor(
+      "every Python-published snapshot applied over SASL_SSL",
+      async () => {
+        const s = await scrape(consumer.baseUrl);
+        return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
+          ? s
+          : undefined;
+      },
+      120_000,
+    );
+    assertLayersMatch(samples, referenceDetector(snapshots).detector.summaries());
+    consumer.child.kill("SIGTERM");
+    assert.equal(await consumer.exited, 0);
+  });
+
+  for (const [name, password, untrusted, code] of [
+    ["a wrong password", "not-the-password", false, "KAFKA_AUTH_FAILED"],
+    ["a CA that did not sign the broker's certificate", SCRAM_PASSWORD, true, "KAFKA_TLS_FAILED"],
+  ] as const) {
+    test(`the Python Publisher with ${name} fails connect() with one line naming the cause`, async () => {
+      const topic = uniqueTopic("secure-python-refused");
+      await waitFor(`topic ${topic}`, () => createTopic(setup, topic, 1).then(() => true));
+      const snapshots = scenarioSnapshots("healthy", { seed: 5, steps: 20 }).slice(0, 3);
+      const caFile = untrusted ? broker.untrustedCaFile : broker.caFile;
+      const result = await publishFromPython(broker, topic, snapshots, { password, caFile });
+      assert.equal(result.status, 2, `${result.stdout}\n${result.stderr}`);
+      assert.equal(result.stdout, "", "nothing published");
+      // One line from the SDK naming the cause with its code; librdkafka's own line at each reconnect is
+      // left out. (A refusal seen before connect() began is also logged once, with the same code.)
+      const lines = result.stderr.trim().split("\n");
+      const cause = new RegExp(
+        `^${code}: ${broker.secure.replace(/\./g, "\\.")}: .*${untrusted ? "certificate verify failed" : "SASL authentication"}`,
+      );
+      assert.ok(lines.length <= 2, result.stderr);
+      for (const line of lines) assert.match(line, cause);
+      assert.doesNotMatch(result.stderr, /Traceback/);
+    });
+  }
 
   for (const [name, password, caFile] of [
     ["a wrong password", "not-the-password", undefined],

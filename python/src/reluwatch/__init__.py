@@ -6,7 +6,7 @@
 
 from .codec import decode_snapshot, encode_snapshot, schema_text, snapshot_fingerprint
 from .counts import firing_counts
-from .publisher import Publisher, PublisherStats
+from .publisher import Publisher, PublisherConnectError, PublisherStats, Security
 from .snapshot import ContractError, FiringCounts, RawActivations, Snapshot, layer_key, validate
 
 __version__ = "0.1.0"
@@ -15,8 +15,10 @@ __all__ = [
     "ContractError",
     "FiringCounts",
     "Publisher",
+    "PublisherConnectError",
     "PublisherStats",
     "RawActivations",
+    "Security",
     "Snapshot",
     "decode_snapshot",
     "encode_snapshot",
