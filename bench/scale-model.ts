@@ -276,7 +276,7 @@ export function renderScaling(bench: unknown, source: string): string {
     `| per-core throughput (consumer cost) | ${n(m.service_unit_updates_per_cpu_s / 1e6, 1)}M unit-updates per CPU-second (${n(m.service_unit_updates_per_cpu_s / 4096)} snapshots of 4,096 units), kafka_client=${m.service_client} | ${m.service_cost_source} |`,
     ...(m.scale_out
       ? [
-          `| scale-out on the bench machine | 2 instances / 1: ×${n(m.scale_out.ratio, 2)} over ${n(m.scale_out.overlap_s)} s of both consuming; ${n(m.scale_out.one_per_cpu_s)} / ${n(m.scale_out.two_per_cpu_s)} snapshots per CPU-second | e2e scale-out, ${m.scale_out.cores} cores shared with the broker: a ratio under 2 there is the cores, the per-CPU-second figures are what carries over |`,
+          `| scale-out on the bench machine | 2 instances / 1: ×${n(m.scale_out.ratio, 2)} over ${n(m.scale_out.overlap_s)} s of both consuming; ${n(m.scale_out.one_per_cpu_s)} / ${n(m.scale_out.two_per_cpu_s)} snapshots per CPU-second | e2e scale-out, on ${m.scale_out.cores} cores shared with the broker: the ratio is that machine's, the per-CPU-second figures are what carries over to others |`,
         ]
       : []),
     `| detector state | ${n(m.bytes_per_unit, 1)} bytes per tracked unit | core: bytes/unit at 1M units, with sums |`,
