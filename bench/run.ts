@@ -262,7 +262,7 @@ if (so?.runs) {
   );
   add(
     "scale-out",
-    `1 instance (kafka_client=${so.client}), steady state (2nd half), snapshots/s`,
+    `1 instance (kafka_client=${so.client}) over the first half of the topic, steady state (its 2nd quarter), snapshots/s`,
     fig(so.one_instance_snapshots_per_s),
   );
   add("scale-out", "2 instances, 8 partitions: time both consumed, s", fig(so.overlap_s, 1));
@@ -492,8 +492,8 @@ const md = [
   "samples after warm-up, from the first window to the last, over its value at the first.",
   "Steady state: the second half of the topic, past every unit's first verdict.",
   "Scale-out: a topic of its own (zstd), sized from this run's one-instance rate so that two instances",
-  "consume together for a while (at least 30 s to count); one instance reads it whole, then two in one",
-  "group. The time both consumed runs from the later instance's first message to the earlier one's last;",
+  "consume together for a while (at least 30 s to count); one instance reads its first half, then two in",
+  "one group all of it. The time both consumed runs from the later instance's first message to the earlier one's last;",
   "the ratio is the two instances' rate in that time over one instance's steady rate on the same topic.",
   "CPU is user+sys seconds of each process (the broker's from /proc).",
   "",
