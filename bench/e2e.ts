@@ -26,7 +26,7 @@
  *
  * Knobs: BENCH_RUNS (rounds, default 3), BENCH_STEPS (topic size in snapshot steps of 384
  * snapshots, default 40), BENCH_SOAK_S, BENCH_SOAK_WARMUP_S, BENCH_SOAK_COMPRESSION (the
- * generator's: zstd, the publishers' default, | gzip | none), BENCH_SCALE_S, BENCH_SCALE_RUNS
+ * generator's: none by default, zstd | gzip), BENCH_SCALE_S, BENCH_SCALE_RUNS
  * (default 1), BENCH_SERVICE_CLIENT (the client of the soak and scale-out service, default
  * kafkajs), and BENCH_ONLY=soak with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
  *
@@ -834,10 +834,16 @@ await withTimeout(
   "service readiness",
 );
 
-// zstd by default, as trainers send; gzip costs the shared CPUs about three times as much per snapshot.
-const soakCompression = (process.env.BENCH_SOAK_COMPRESSION ?? "zstd") as PublisherCompression;
-/** A window after the warm-up passes when the generator delivered at least this share of its target. */
+// Uncompressed by default: on 2 shared cores the generator's zstd (~0.5 ms of CPU a snapshot) would take
+// from the service the CPU whose latency is measured. The service's own cost hardly changes: unpacking a
+// zstd batch is a small part of decoding and applying it. BENCH_SOAK_COMPRESSION=zstd sends as trainers do.
+const soakCompression = (process.env.BENCH_SOAK_COMPRESSION ?? "none") as PublisherCompression;
+/**
+ * The generator kept up in a window when it published at least this share of its target and its
+ * publishers' queue (accepted, not yet acknowledged) held at most MAX_BACKLOG_S seconds of the rate.
+ */
 const KEPT_UP = 0.98;
+const MAX_BACKLOG_S = 1;
 // /metrics computes every layer's summary per scrape; much more often than this would load the service itself.
 const SCRAPE_MS = 250;
 // Windows of 10 s (5 s in a soak under 5 minutes): each one a memory sample (after a full GC) and a latency figure.
@@ -966,7 +972,9 @@ async function closeWindow(): Promise<void> {
     eld_max_ms: st.eld_max_ms,
     service_cpu_s: st.cpu_s - lastServiceCpu,
     generator: g,
-    generator_kept_up: g.sent >= KEPT_UP * g.target,
+    // Acknowledgements come a batch at a time, so a window's count of them swings by a batch or two either
+    // way; what the generator published, and a queue that did not build up, say whether it kept pace.
+    generator_kept_up: g.offered >= KEPT_UP * g.target && g.backlog <= rate * MAX_BACKLOG_S,
     load1: load1(),
   };
   lastServiceCpu = st.cpu_s;
@@ -1043,7 +1051,8 @@ function growth(key: "rss_mb" | "heap_used_mb") {
 const rssGrowth = growth("rss_mb");
 const heapGrowth = growth("heap_used_mb");
 const keptUp = steady.length > 0 && steady.every((w) => w.generator_kept_up);
-const achieved = figure(steady.map((w) => w.generator.sent / w.generator.target));
+const achieved = figure(steady.map((w) => w.generator.offered / w.generator.target));
+const delivered = figure(steady.map((w) => w.generator.sent / w.generator.target));
 const latencyP99 = percentile(steadyLatencies, 0.99);
 const soakTargets: Target[] = [
   {
@@ -1054,7 +1063,7 @@ const soakTargets: Target[] = [
     // A generator that fell behind offered less than the rate: a latency within the target under it
     // proves nothing (n/a), one beyond it fails all the same.
     ok: !Number.isFinite(latencyP99) ? null : latencyP99 > 1000 ? false : keptUp ? true : null,
-    note: `generator kept up: ${keptUp ? "yes" : "no"} (delivered ≥ ${KEPT_UP * 100}% of its target in every window after warm-up; lowest ${(achieved.min * 100).toFixed(1)}%)`,
+    note: `generator kept up: ${keptUp ? "yes" : "no"} (published ≥ ${KEPT_UP * 100}% of its target, with at most ${MAX_BACKLOG_S} s of it unacknowledged, in every window after warm-up; lowest ${(achieved.min * 100).toFixed(1)}%, largest backlog ${Math.max(...steady.map((w) => w.generator.backlog))} snapshots)`,
   },
   {
     area: "soak",
@@ -1116,7 +1125,9 @@ const result = {
     publisher: pubStats,
     generator_kept_up: keptUp,
     generator_kept_up_threshold: KEPT_UP,
+    generator_max_backlog_s: MAX_BACKLOG_S,
     generator_achieved_share: achieved,
+    generator_delivered_share: delivered,
     generator_cpu_s_per_s: figure(steady.map((w) => w.generator.cpu_s / w.generator.seconds)),
     service_cpu_s_per_s: figure(steady.map((w) => w.service_cpu_s / w.generator.seconds)),
     scrape_interval_ms: SCRAPE_MS,

@@ -325,8 +325,8 @@ const soakRows = (soak: Json, area: string) => {
   if (soak.generator_achieved_share) {
     add(
       area,
-      `load generator (own process, ${soak.publisher_compression}): delivered / target per window after warm-up`,
-      `${fig(soak.generator_achieved_share, 3)}; kept up: ${soak.generator_kept_up ? "yes" : "**no**"} (≥ ${num(soak.generator_kept_up_threshold * 100)}% in every window)`,
+      `load generator (own process, ${soak.publisher_compression}): published / target, acknowledged / target, per window after warm-up`,
+      `${fig(soak.generator_achieved_share, 3)}; ${fig(soak.generator_delivered_share ?? soak.generator_achieved_share, 3)}; kept up: ${soak.generator_kept_up ? "yes" : "**no**"} (published ≥ ${num(soak.generator_kept_up_threshold * 100)}% and at most ${num(soak.generator_max_backlog_s ?? 1)} s of it unacknowledged, in every window)`,
     );
     add(
       area,
@@ -486,8 +486,8 @@ const md = [
   "Latency is from the publish() call of a layer's rank-0 snapshot, in a load generator process of its",
   `own, to the first /metrics scrape (every ${s.scrape_interval_ms} ms) whose reluwatch_layer_step shows that step, so it`,
   "includes the publisher's linger and up to one scrape interval. The soak is cut into windows",
-  `of ${num(s.window_s ?? s.seconds / s.windows.length)} s, each giving a p50 and p99, a memory sample after a full GC, and what the generator`,
-  `delivered against its target; the first ${num(s.warmup_s ?? s.seconds / s.windows.length)} s are warm-up (the first verdicts of every unit: one`,
+  `of ${num(s.window_s ?? s.seconds / s.windows.length)} s, each giving a p50 and p99, a memory sample after a full GC, and what the generator (4 publishers)`,
+  `published and had acknowledged against its target; the first ${num(s.warmup_s ?? s.seconds / s.windows.length)} s are warm-up (the first verdicts of every unit: one`,
   "transition event each), reported apart. Memory growth is the rise of a least-squares line through the",
   "samples after warm-up, from the first window to the last, over its value at the first.",
   "Steady state: the second half of the topic, past every unit's first verdict.",

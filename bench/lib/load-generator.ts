@@ -4,7 +4,7 @@
  * it: forked by bench/e2e.ts with its configuration in BENCH_GENERATOR (JSON).
  *
  * It publishes the bench workload (bench/lib/scenario.ts) through
- * SnapshotPublisher at `rate` snapshots/s, step after step, until told to stop.
+ * SnapshotPublishers at `rate` snapshots/s, step after step, until told to stop.
  * Over IPC it sends:
  *   {type:"started"}
  *   {type:"marks", marks:[[layer, step, publish ms], ...]}  rank 0's snapshots, every 100 ms,
@@ -14,7 +14,11 @@
  *   {type:"done", stats}  after {type:"stop"}: the publisher's final counters
  */
 import type { ActivationSnapshot } from "../../src/core/snapshot.js";
-import { type PublisherCompression, SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
+import {
+  type PublisherCompression,
+  type PublisherStats,
+  SnapshotPublisher,
+} from "../../src/publisher/snapshot-publisher.js";
 import { generateFleet } from "../../src/sim/index.js";
 import { benchScenario, INTERVAL } from "./scenario.js";
 
@@ -47,13 +51,33 @@ const send = (m: object) => process.send?.(m);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const template: ActivationSnapshot[] = [...generateFleet(benchScenario(1))];
-const publisher = new SnapshotPublisher({
-  brokers: config.brokers,
-  topic: config.topic,
-  queue_capacity: 100_000,
-  compression: config.compression,
-});
-await publisher.connect();
+/**
+ * A SnapshotPublisher has one produce request in flight at a time, which caps one publisher near the
+ * rates the soak needs; several, each owning a share of the layers, send in parallel while every
+ * layer's steps still leave in order (a layer's snapshots share a key, so a partition).
+ */
+const PUBLISHERS = 4;
+const publishers = Array.from(
+  { length: PUBLISHERS },
+  () =>
+    new SnapshotPublisher({
+      brokers: config.brokers,
+      topic: config.topic,
+      queue_capacity: 100_000,
+      compression: config.compression,
+    }),
+);
+const layers = [...new Set(template.map((t) => t.layer))];
+const publisherOf = new Map(layers.map((layer, i) => [layer, publishers[i % PUBLISHERS]!]));
+await Promise.all(publishers.map((p) => p.connect()));
+/** The publishers' counters summed. */
+function totals(stats: PublisherStats[]): PublisherStats {
+  const sum = { ...stats[0]! };
+  for (const st of stats.slice(1)) {
+    for (const k of Object.keys(sum) as Array<keyof PublisherStats>) sum[k] += st[k];
+  }
+  return sum;
+}
 
 let stopping = false;
 let published = 0;
@@ -64,7 +88,7 @@ let last = { at_ms: start, offered: 0, sent: 0, cpu: process.cpuUsage() };
 process.on("message", (m: { type: string }) => {
   if (m.type === "window") {
     const now = Date.now();
-    const stats = publisher.stats();
+    const stats = totals(publishers.map((p) => p.stats()));
     const cpu = process.cpuUsage();
     const seconds = (now - last.at_ms) / 1000;
     const w: GeneratorWindow = {
@@ -100,7 +124,7 @@ while (!stopping) {
     const step = Math.floor(published / template.length) * INTERVAL + INTERVAL;
     const at = Date.now();
     if (t.rank === 0) marks.push([t.layer, step, at]);
-    await publisher.publish({ ...t, step, time: at });
+    await publisherOf.get(t.layer)!.publish({ ...t, step, time: at });
     published++;
   }
   await (published < Math.floor(((Date.now() - start) / 1000) * config.rate)
@@ -110,7 +134,7 @@ while (!stopping) {
 clearInterval(flushMarks);
 if (marks.length > 0) send({ type: "marks", marks });
 // A backlog left when the soak ends is not waited out for long: what it would add is past the windows.
-const stats = await publisher.close({ timeout_ms: 15_000 });
+const stats = totals(await Promise.all(publishers.map((p) => p.close({ timeout_ms: 15_000 }))));
 send({ type: "done", stats });
 // A publisher that gave up on unsent snapshots can leave a broker connection open; the counters are out.
 setTimeout(() => process.exit(0), 200);
