@@ -4,27 +4,38 @@
  * else's topics share it). Prints one JSON document on stdout; progress on stderr.
  *
  *   throughput  `reluwatch simulate` fills an 8-partition topic (8 ranks, 48 layers,
- *               4096 units, counts payload); then, in each of BENCH_RUNS rounds and on
- *               the same topic: a kafkajs consumer that only fetches (the ceiling), the
- *               consumer service, and the same decode+apply loop behind kafkajs and
- *               behind @platformatic/kafka (plus that client's fetch-only ceiling).
- *   scale_out   two service instances in one group on the same topic.
+ *               4096 units, counts payload, gzip); then, in each of BENCH_RUNS rounds and on
+ *               that topic, one after the other: kafkajs fetch-only (its ceiling), the
+ *               consumer service with kafka_client=kafkajs, kafkajs + decode+apply, the same
+ *               three with @platformatic/kafka. Each service run reports the client its own
+ *               "consuming" log line names, so a build that ignores kafka_client shows.
+ *   scale_out   a second topic (zstd; one simulated step re-published at every step, as the soak's
+ *               generator does, because simulating is slower than publishing), sized from this
+ *               run's single-instance rate so that two instances consume together for
+ *               BENCH_SCALE_S seconds (default 36; at least 30 are required to count): one
+ *               instance over its first half, then two in one group over all of it; rates, the
+ *               time both consumed, CPU seconds of each instance and of the broker.
  *   latency and soak
- *               the service under a steady publish rate of half its measured maximum
- *               for BENCH_SOAK_S seconds (default 600): publish → /metrics latency,
- *               RSS, heap and event-loop delay per window.
- *   publisher   SnapshotPublisher's cost per snapshot, gzip and uncompressed.
+ *               the service under a steady publish rate of half its measured maximum for
+ *               BENCH_SOAK_S seconds (default 600), the load coming from a generator process
+ *               (bench/lib/load-generator.ts) that reports what it achieved per window:
+ *               publish → /metrics latency, RSS, heap and event-loop delay per window; after
+ *               the warm-up (BENCH_SOAK_WARMUP_S, default 60 s or a fifth of a shorter soak),
+ *               memory growth from a least-squares line through the window samples.
+ *   publisher   SnapshotPublisher's cost per snapshot, per compression.
  *
  * Knobs: BENCH_RUNS (rounds, default 3), BENCH_STEPS (topic size in snapshot steps of 384
- * snapshots, default 40), BENCH_SOAK_S, BENCH_SOAK_COMPRESSION (gzip|none), and BENCH_ONLY=soak
- * with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
+ * snapshots, default 40), BENCH_SOAK_S, BENCH_SOAK_WARMUP_S, BENCH_SOAK_COMPRESSION (the
+ * generator's: none by default, zstd | gzip), BENCH_SCALE_S, BENCH_SCALE_RUNS
+ * (default 1), BENCH_SERVICE_CLIENT (the client of the soak and scale-out service, default
+ * kafkajs), and BENCH_ONLY=soak with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
  *
  * Every consumer runs in its own process (bench/lib/consumer-worker.ts), so its
  * CPU time and memory are its own. Rates are taken from the first to the last
  * message handled, so consumer-group join time is not counted.
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
@@ -32,17 +43,47 @@ import { runSimulate } from "../src/cli/simulate-command.js";
 import { encodeSnapshot } from "../src/codec/index.js";
 import { loadSettings } from "../src/config/index.js";
 import type { ActivationSnapshot } from "../src/core/snapshot.js";
-import { type PublisherCompression, SnapshotPublisher } from "../src/publisher/snapshot-publisher.js";
-import { generateFleet, resolveScenario, type Scenario } from "../src/sim/index.js";
-import type { WorkerConfig, WorkerDone, WorkerMode, WorkerStats } from "./lib/consumer-worker.js";
-import { type Figure, figure, load1, percentile, sleep } from "./lib/stats.js";
+import {
+  type PublisherCompression,
+  type PublisherStats,
+  SnapshotPublisher,
+} from "../src/publisher/snapshot-publisher.js";
+import { generateFleet } from "../src/sim/index.js";
+import type {
+  WorkerClient,
+  WorkerConfig,
+  WorkerDone,
+  WorkerMode,
+  WorkerStats,
+} from "./lib/consumer-worker.js";
+import type { GeneratorConfig, GeneratorWindow } from "./lib/load-generator.js";
+import { benchScenario, INTERVAL, LAYERS, RANKS, UNITS } from "./lib/scenario.js";
+import { type Figure, figure, linearFit, load1, percentile, sleep } from "./lib/stats.js";
 
 const brokers = (process.env.BENCH_BROKERS ?? "127.0.0.1:19900").split(",");
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const STEPS = Number(process.env.BENCH_STEPS ?? 40);
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? 600);
+const SOAK_WARMUP_S = Number(process.env.BENCH_SOAK_WARMUP_S ?? Math.min(60, SOAK_S / 5));
+// 30 s required, and a few more for the second instance's join and the rebalance.
+const SCALE_S = Number(process.env.BENCH_SCALE_S ?? 36);
+const SCALE_RUNS = Number(process.env.BENCH_SCALE_RUNS ?? 1);
+/** Two instances must consume together at least this long for the scale-out ratio to count. */
+const MIN_OVERLAP_S = 30;
+/** Seconds one instance may consume alone before the second has joined and the group rebalanced. */
+const JOIN_ALLOWANCE_S = 15;
+const SERVICE_CLIENT = process.env.BENCH_SERVICE_CLIENT ?? "kafkajs";
+/**
+ * Every service group is new: with start_from's default (lookback) it would rebuild the topic with
+ * its events suppressed, not process it; earliest processes it live, events, commits and all, as a
+ * service in the steady state does.
+ */
+const SERVICE_START = "earliest";
+const KAFKA_CLIENTS = ["kafkajs", "platformatic"] as const;
+type Client = (typeof KAFKA_CLIENTS)[number];
 const PARTITIONS = 8;
-const LOG_DIR = join(fileURLToPath(new URL(".", import.meta.url)), "results", "logs");
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const LOG_DIR = join(ROOT, "bench", "results", "logs");
 mkdirSync(LOG_DIR, { recursive: true });
 const stamp = Date.now().toString(36);
 const log = (m: string) => process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -61,15 +102,22 @@ async function createTopic(topic: string, configEntries: Array<{ name: string; v
 /** The compressions the publisher round compares; the same list renders the table. */
 const PUBLISHER_COMPRESSIONS = ["none", "gzip", "zstd"] as const satisfies readonly PublisherCompression[];
 
+/** The private bench broker's folder (deploy/kafka-local); undefined when the broker is not the local one. */
+function localBrokerDir(): string | undefined {
+  const port = brokers[0]?.split(":")[1];
+  const dir = join(ROOT, ".kafka-local", port ?? "");
+  return port && existsSync(dir) ? dir : undefined;
+}
+
 /**
  * Bytes a topic's partitions hold on the private bench broker's disk: record
  * batches as the producer compressed them, which is what crosses the network
  * and fills retention. undefined when the broker is not the local one.
  */
 function topicBytesOnDisk(topic: string): number | undefined {
-  const port = brokers[0]?.split(":")[1];
-  const dataDir = join(fileURLToPath(new URL("..", import.meta.url)), ".kafka-local", port ?? "", "data");
-  if (!existsSync(dataDir)) return undefined;
+  const brokerDir = localBrokerDir();
+  const dataDir = brokerDir && join(brokerDir, "data");
+  if (!dataDir || !existsSync(dataDir)) return undefined;
   let bytes = 0;
   for (const dir of readdirSync(dataDir)) {
     if (!/^\d+$/.test(dir.slice(topic.length + 1)) || !dir.startsWith(`${topic}-`)) continue;
@@ -80,16 +128,23 @@ function topicBytesOnDisk(topic: string): number | undefined {
   return bytes;
 }
 
-// ---- workers ----
-
-interface Worker {
-  child: ChildProcess;
-  started: Promise<{ metrics_url?: string }>;
-  done: Promise<WorkerDone>;
-  progress: Progress[];
-  stats(): Promise<WorkerStats>;
-  stop(): Promise<void>;
+/** CPU seconds (user + system) the local broker's JVM has used so far; undefined when it cannot be read. */
+function brokerCpuSeconds(): number | undefined {
+  try {
+    const dir = localBrokerDir();
+    if (!dir) return undefined;
+    const pid = readFileSync(join(dir, "broker.pid"), "utf8").trim();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Clock ticks of 1/100 s: USER_HZ on Linux.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
+
+// ---- workers ----
 
 interface Progress {
   at_ms: number;
@@ -97,15 +152,30 @@ interface Progress {
   cpu_s: number;
 }
 
+interface Worker {
+  child: ChildProcess;
+  logFile: string;
+  started: Promise<{ metrics_url?: string }>;
+  done: Promise<WorkerDone>;
+  progress: Progress[];
+  /** service: the client it reported consuming with, once its "consuming" line was logged. */
+  client(): WorkerClient | undefined;
+  stats(): Promise<WorkerStats>;
+  stop(): Promise<void>;
+}
+
 let workerSeq = 0;
 function startWorker(cfg: WorkerConfig): Worker {
-  const logFile = join(LOG_DIR, `${stamp}-${++workerSeq}-${cfg.mode}.log`);
+  const name = cfg.kafkaClient ? `${cfg.mode}-${cfg.kafkaClient}` : cfg.mode;
+  const logFile = join(LOG_DIR, `${stamp}-${++workerSeq}-${name}.log`);
+  const out = openSync(logFile, "w");
   const child = fork(fileURLToPath(new URL("./lib/consumer-worker.ts", import.meta.url)), [], {
     execArgv: ["--import", "tsx", "--expose-gc"],
     env: { ...process.env, BENCH_WORKER: JSON.stringify(cfg) },
-    stdio: ["ignore", "ignore", openSync(logFile, "w"), "ipc"],
+    stdio: ["ignore", out, out, "ipc"],
   });
   const progress: Worker["progress"] = [];
+  let client: WorkerClient | undefined;
   let onStarted: (v: { metrics_url?: string }) => void = () => {};
   let onDone: (v: WorkerDone) => void = () => {};
   let onStats: ((v: WorkerStats) => void) | undefined;
@@ -115,7 +185,7 @@ function startWorker(cfg: WorkerConfig): Worker {
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
   const done = new Promise<WorkerDone>((resolve, reject) => {
     onDone = resolve;
-    void exited.then((code) => reject(new Error(`${cfg.mode} worker exited (${code}); see ${logFile}`)));
+    void exited.then((code) => reject(new Error(`${name} worker exited (${code}); see ${logFile}`)));
   });
   done.catch(() => undefined);
   child.on("message", (m: { type: string } & Record<string, unknown>) => {
@@ -123,12 +193,15 @@ function startWorker(cfg: WorkerConfig): Worker {
     else if (m.type === "done") onDone(m as unknown as WorkerDone);
     else if (m.type === "progress") progress.push(m as unknown as Progress);
     else if (m.type === "stats") onStats?.(m as unknown as WorkerStats);
+    else if (m.type === "client") client = m as unknown as WorkerClient;
   });
   return {
     child,
+    logFile,
     started,
     done,
     progress,
+    client: () => client,
     stats: () =>
       new Promise<WorkerStats>((resolve) => {
         onStats = resolve;
@@ -157,8 +230,72 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
+/** Linear interpolation of a sampled, growing quantity at time t (clamped to the samples). */
+function valueAt<T extends { at_ms: number }>(samples: readonly T[], t: number, key: keyof T): number {
+  let prev: T | undefined;
+  for (const p of samples) {
+    if (p.at_ms >= t) {
+      if (!prev || p.at_ms === prev.at_ms) return p[key] as number;
+      const a = prev[key] as number;
+      return a + (((p[key] as number) - a) * (t - prev.at_ms)) / (p.at_ms - prev.at_ms);
+    }
+    prev = p;
+  }
+  return prev ? (prev[key] as number) : 0;
+}
+const firstActive = (p: readonly Progress[]) => p.find((x) => x.count > 0)?.at_ms ?? Number.POSITIVE_INFINITY;
+function lastGrowth(p: readonly Progress[]): number {
+  const final = p.at(-1)?.count ?? 0;
+  return p.find((x) => x.count === final)?.at_ms ?? 0;
+}
+
+/** Which client a service run fetched with, and how we know. */
+interface ClientReport {
+  requested: string;
+  /** The client the run is compared against: what the process said it used, else what it was asked for. */
+  used: string;
+  evidence: string;
+}
+
+function clientReport(requested: string, w: Worker): ClientReport {
+  const c = w.client();
+  if (c?.logged) return { requested, used: c.logged, evidence: "its consuming log line" };
+  if (c && c.requested === null) {
+    return {
+      requested,
+      used: "kafkajs",
+      evidence:
+        "this build has no kafka_client setting and its consuming line names no client: kafkajs, its only one",
+    };
+  }
+  return {
+    requested,
+    used: c?.requested ?? requested,
+    evidence: c
+      ? "not logged: the setting as loaded"
+      : `no consuming log line seen: assumed from the request (see ${w.logFile})`,
+  };
+}
+
+/** One consumer run over a whole topic: a fetch-only or decode+apply loop, or the service with a client. */
+type RoundMode =
+  | "kafkajs-fetch"
+  | "service-kafkajs"
+  | "kafkajs-apply"
+  | "platformatic-fetch"
+  | "service-platformatic"
+  | "platformatic-apply";
+const ROUND_MODES: ReadonlyArray<{ mode: RoundMode; worker: WorkerMode; client?: Client }> = [
+  { mode: "kafkajs-fetch", worker: "kafkajs-fetch" },
+  { mode: "service-kafkajs", worker: "service", client: "kafkajs" },
+  { mode: "kafkajs-apply", worker: "kafkajs-apply" },
+  { mode: "platformatic-fetch", worker: "platformatic-fetch" },
+  { mode: "service-platformatic", worker: "service", client: "platformatic" },
+  { mode: "platformatic-apply", worker: "platformatic-apply" },
+];
+
 interface RunResult {
-  mode: WorkerMode;
+  mode: string;
   snapshots_per_s: number;
   snapshots_per_cpu_s: number;
   /**
@@ -171,18 +308,36 @@ interface RunResult {
   cpu_s: number;
   rss_mb: number;
   load1: number;
+  client?: ClientReport;
+  /** Broker CPU seconds from the first to the last message, when the broker is the local one. */
+  broker_cpu_s?: number;
 }
 
-async function consumeAll(mode: WorkerMode, topic: string, expected: number): Promise<RunResult> {
-  const w = startWorker({ mode, brokers, topic, group: `bench-${mode}-${stamp}-${workerSeq}`, expected });
+async function consumeAll(
+  mode: string,
+  worker: WorkerMode,
+  topic: string,
+  expected: number,
+  kafkaClient?: string,
+): Promise<RunResult> {
+  const w = startWorker({
+    mode: worker,
+    brokers,
+    topic,
+    group: `bench-${mode}-${stamp}-${workerSeq}`,
+    expected,
+    ...(kafkaClient ? { kafkaClient, startFrom: SERVICE_START } : {}),
+  });
+  const broker = new BrokerSampler();
   try {
-    const d = await withTimeout(w.done, 600_000, `${mode} on ${topic}`);
+    const d = await withTimeout(w.done, 900_000, `${mode} on ${topic}`);
     const seconds = (d.last_ms - d.first_ms) / 1000;
     // The first progress sample at or past half the topic, and the first at or past its end.
     await sleep(250);
     const half = w.progress.find((x) => x.count >= expected / 2)!;
     const end = w.progress.find((x) => x.count >= expected) ?? w.progress.at(-1)!;
     const steadyCount = end.count - half.count;
+    const brokerCpu = broker.between(d.first_ms, d.last_ms);
     return {
       mode,
       snapshots_per_s: d.count / seconds,
@@ -193,26 +348,37 @@ async function consumeAll(mode: WorkerMode, topic: string, expected: number): Pr
       cpu_s: d.cpu_s,
       rss_mb: d.rss_bytes / 2 ** 20,
       load1: load1(),
+      ...(kafkaClient ? { client: clientReport(kafkaClient, w) } : {}),
+      ...(brokerCpu === undefined ? {} : { broker_cpu_s: brokerCpu }),
     };
   } finally {
+    broker.stop();
     await w.stop();
   }
 }
 
-// ---- fill ----
-
-const UNITS = 4096;
-const LAYERS = 48;
-const RANKS = 8;
-function benchScenario(steps: number): Scenario {
-  return resolveScenario("healthy", {
-    ranks: RANKS,
-    layers: LAYERS,
-    units: UNITS,
-    steps: steps * 50,
-    interval: 50,
-  });
+/** The local broker's CPU time, sampled every 500 ms while a measurement runs. */
+class BrokerSampler {
+  private readonly samples: Array<{ at_ms: number; cpu_s: number }> = [];
+  private readonly timer: NodeJS.Timeout;
+  constructor() {
+    const sample = () => {
+      const cpu = brokerCpuSeconds();
+      if (cpu !== undefined) this.samples.push({ at_ms: Date.now(), cpu_s: cpu });
+    };
+    sample();
+    this.timer = setInterval(sample, 500);
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+  between(t0: number, t1: number): number | undefined {
+    if (this.samples.length < 2) return undefined;
+    return valueAt(this.samples, t1, "cpu_s") - valueAt(this.samples, t0, "cpu_s");
+  }
 }
+
+// ---- fill ----
 
 const sample: ActivationSnapshot = generateFleet(benchScenario(1)).next().value as ActivationSnapshot;
 const BYTES_PER_SNAPSHOT = encodeSnapshot(sample).length;
@@ -222,50 +388,109 @@ function oneRound(): ActivationSnapshot[] {
 }
 const template = oneRound();
 
+async function fill(topic: string, steps: number, compression: PublisherCompression) {
+  await createTopic(topic);
+  log(
+    `filling ${topic}: ${steps} steps × ${RANKS} ranks × ${LAYERS} layers of ${UNITS} units, ${compression}`,
+  );
+  const t0 = Date.now();
+  const filled = await runSimulate({
+    scenario: benchScenario(steps),
+    kafka: loadSettings({ flags: { brokers: brokers.join(",") }, env: {}, groups: ["kafka"] }).kafka,
+    topic,
+    compression,
+  });
+  const seconds = (Date.now() - t0) / 1000;
+  log(
+    `filled ${filled.snapshots} snapshots (${((filled.snapshots * BYTES_PER_SNAPSHOT) / 1e6).toFixed(0)} MB of Avro) in ${seconds.toFixed(1)} s`,
+  );
+  return { snapshots: filled.snapshots, seconds, compression, source: "reluwatch simulate (runSimulate)" };
+}
+
+/**
+ * A topic of `steps` steps of the workload, fast: one simulated step (the template) re-published at
+ * every step, as the soak's load generator does. Simulating every step costs ~3 ms of CPU a snapshot,
+ * several times what publishing it costs, and the scale-out topic is tens of times the size of the
+ * throughput one. The consumers' work per snapshot is the same: decode and apply 4096 counts.
+ */
+async function fillFromTemplate(topic: string, steps: number, compression: PublisherCompression) {
+  await createTopic(topic);
+  const n = steps * template.length;
+  log(`filling ${topic}: ${n} snapshots (${steps} steps of one simulated step), ${compression}`);
+  const t0 = Date.now();
+  const publisher = new SnapshotPublisher({
+    brokers,
+    topic,
+    overflow: "wait",
+    wait_timeout_ms: 120_000,
+    compression,
+  });
+  await publisher.connect();
+  for (let i = 0; i < n; i++) {
+    const t = template[i % template.length]!;
+    await publisher.publish({
+      ...t,
+      step: (Math.floor(i / template.length) + 1) * INTERVAL,
+      time: Date.now(),
+    });
+  }
+  const stats = await publisher.close({ timeout_ms: 120_000 });
+  if (stats.sent !== n) throw new Error(`filling ${topic}: sent ${stats.sent} of ${n}`);
+  const seconds = (Date.now() - t0) / 1000;
+  log(`filled ${n} snapshots in ${seconds.toFixed(1)} s`);
+  return { snapshots: n, seconds, compression, source: "one simulated step, re-published per step" };
+}
+
+/** A pass/fail line of docs/benchmarks.md; ok is null when the figure could not be measured. */
+export interface Target {
+  area: string;
+  measure: string;
+  value: number;
+  figure?: Figure;
+  target: string;
+  ok: boolean | null;
+  note?: string;
+}
+const check = (value: number, pass: (v: number) => boolean): boolean | null =>
+  Number.isFinite(value) ? pass(value) : null;
+
 /** Fill, throughput rounds, scale-out and publisher cost: everything but the soak. */
 async function measureThroughput() {
   const fillTopic = `bench.e2e.${stamp}`;
-  await createTopic(fillTopic);
-  log(`filling ${fillTopic}: ${STEPS} steps × ${RANKS} ranks × ${LAYERS} layers of ${UNITS} units`);
-  const fillStart = Date.now();
-  const filled = await runSimulate({
-    scenario: benchScenario(STEPS),
-    kafka: loadSettings({ flags: { brokers: brokers.join(",") }, env: {}, groups: ["kafka"] }).kafka,
-    topic: fillTopic,
-    compression: "gzip",
-  });
+  const filled = await fill(fillTopic, STEPS, "gzip");
   const N = filled.snapshots;
-  const fillSeconds = (Date.now() - fillStart) / 1000;
-  log(
-    `filled ${N} snapshots (${((N * BYTES_PER_SNAPSHOT) / 1e6).toFixed(0)} MB of Avro) in ${fillSeconds.toFixed(1)} s`,
-  );
 
-  // ---- throughput: alternating modes, RUNS rounds ----
+  // ---- throughput: alternating modes, RUNS rounds, all on the same topic ----
 
-  const MODES: WorkerMode[] = [
-    "kafkajs-fetch",
-    "service",
-    "kafkajs-apply",
-    "platformatic-fetch",
-    "platformatic-apply",
-  ];
   const rounds: RunResult[][] = [];
   for (let r = 0; r < RUNS; r++) {
     const round: RunResult[] = [];
-    for (const mode of MODES) {
-      const res = await consumeAll(mode, fillTopic, N);
-      log(`round ${r + 1} ${mode}: ${res.snapshots_per_s.toFixed(0)} snapshots/s (load ${res.load1})`);
+    for (const { mode, worker, client } of ROUND_MODES) {
+      const res = await consumeAll(mode, worker, fillTopic, N, client);
+      const used = res.client ? ` (client used: ${res.client.used}, from ${res.client.evidence})` : "";
+      log(`round ${r + 1} ${mode}: ${res.snapshots_per_s.toFixed(0)} snapshots/s${used} (load ${res.load1})`);
       round.push(res);
     }
     rounds.push(round);
   }
+  await admin.deleteTopics({ topics: [fillTopic] }).catch(() => undefined);
 
-  const byMode = (mode: WorkerMode, f: (x: RunResult) => number): Figure =>
-    figure(rounds.map((round) => f(round.find((x) => x.mode === mode)!)));
+  const inRound = (round: RunResult[], mode: string) => round.find((x) => x.mode === mode)!;
+  const byMode = (mode: RoundMode, f: (x: RunResult) => number): Figure =>
+    figure(rounds.map((round) => f(inRound(round, mode))));
   type RateKey = "snapshots_per_s" | "steady_snapshots_per_s";
-  const ratio = (a: WorkerMode, b: WorkerMode, key: RateKey = "snapshots_per_s"): Figure =>
-    figure(
-      rounds.map((round) => round.find((x) => x.mode === a)![key] / round.find((x) => x.mode === b)![key]),
+  /** a / b per round; b always at its whole-topic rate (a fetch-only ceiling has no warm-up to leave out). */
+  const ratio = (
+    a: RoundMode,
+    b: (round: RunResult[]) => RunResult,
+    key: RateKey = "snapshots_per_s",
+  ): Figure => figure(rounds.map((round) => inRound(round, a)[key] / b(round).snapshots_per_s));
+  const of = (mode: RoundMode) => (round: RunResult[]) => inRound(round, mode);
+  /** The fetch-only ceiling of the client a service run actually used. */
+  const ownCeiling = (service: RoundMode) => (round: RunResult[]) =>
+    inRound(
+      round,
+      `${inRound(round, service).client?.used === "platformatic" ? "platformatic" : "kafkajs"}-fetch`,
     );
   const scale = (f: Figure, k: number): Figure => ({
     ...f,
@@ -275,11 +500,20 @@ async function measureThroughput() {
   });
 
   const throughput = Object.fromEntries(
-    MODES.map((mode) => {
+    ROUND_MODES.map(({ mode, client }) => {
       const sps = byMode(mode, (x) => x.snapshots_per_s);
+      const clients = client ? rounds.map((round) => inRound(round, mode).client!) : undefined;
       return [
         mode,
         {
+          ...(clients
+            ? {
+                client_requested: client,
+                // Every round's own account: a build that fell back in one round and not another shows both.
+                client_used: [...new Set(clients.map((c) => c.used))].join(","),
+                client_evidence: [...new Set(clients.map((c) => c.evidence))].join("; "),
+              }
+            : {}),
           snapshots_per_s: sps,
           unit_updates_per_s: scale(sps, UNITS),
           mb_per_s: scale(sps, BYTES_PER_SNAPSHOT / 1e6),
@@ -296,117 +530,203 @@ async function measureThroughput() {
     }),
   );
   const ratios = {
-    service_over_kafkajs_fetch: ratio("service", "kafkajs-fetch"),
-    // The fetch-only ceiling has no warm-up (it decodes nothing), so its whole-topic rate is its steady rate.
-    steady_service_over_kafkajs_fetch: figure(
-      rounds.map(
-        (round) =>
-          round.find((x) => x.mode === "service")!.steady_snapshots_per_s /
-          round.find((x) => x.mode === "kafkajs-fetch")!.snapshots_per_s,
-      ),
+    service_kafkajs_over_own_fetch: ratio("service-kafkajs", ownCeiling("service-kafkajs")),
+    service_platformatic_over_own_fetch: ratio("service-platformatic", ownCeiling("service-platformatic")),
+    service_kafkajs_over_kafkajs_fetch: ratio("service-kafkajs", of("kafkajs-fetch")),
+    service_platformatic_over_kafkajs_fetch: ratio("service-platformatic", of("kafkajs-fetch")),
+    steady_service_kafkajs_over_own_fetch: ratio(
+      "service-kafkajs",
+      ownCeiling("service-kafkajs"),
+      "steady_snapshots_per_s",
     ),
-    kafkajs_apply_over_kafkajs_fetch: ratio("kafkajs-apply", "kafkajs-fetch"),
-    platformatic_fetch_over_kafkajs_fetch: ratio("platformatic-fetch", "kafkajs-fetch"),
-    platformatic_apply_over_kafkajs_apply: ratio("platformatic-apply", "kafkajs-apply"),
+    steady_service_platformatic_over_own_fetch: ratio(
+      "service-platformatic",
+      ownCeiling("service-platformatic"),
+      "steady_snapshots_per_s",
+    ),
+    steady_service_kafkajs_over_kafkajs_fetch: ratio(
+      "service-kafkajs",
+      of("kafkajs-fetch"),
+      "steady_snapshots_per_s",
+    ),
+    steady_service_platformatic_over_kafkajs_fetch: ratio(
+      "service-platformatic",
+      of("kafkajs-fetch"),
+      "steady_snapshots_per_s",
+    ),
+    kafkajs_apply_over_kafkajs_fetch: ratio("kafkajs-apply", of("kafkajs-fetch")),
+    platformatic_apply_over_platformatic_fetch: ratio("platformatic-apply", of("platformatic-fetch")),
+    platformatic_fetch_over_kafkajs_fetch: ratio("platformatic-fetch", of("kafkajs-fetch")),
+    platformatic_apply_over_kafkajs_apply: ratio("platformatic-apply", of("kafkajs-apply")),
   };
-  // The steady rate: a soak runs long past the first verdicts.
-  const serviceMax = throughput.service!.steady_snapshots_per_s.median;
-
-  // ---- scale-out: two service instances in one group ----
-
-  /** Count at time t by linear interpolation of a worker's progress samples. */
-  function countAt(progress: Worker["progress"], t: number): number {
-    let prev = { at_ms: 0, count: 0 };
-    for (const p of progress) {
-      if (p.at_ms >= t) {
-        if (p.at_ms === prev.at_ms) return p.count;
-        return prev.count + ((p.count - prev.count) * (t - prev.at_ms)) / (p.at_ms - prev.at_ms);
-      }
-      prev = p;
-    }
-    return prev.count;
+  const targets: Target[] = [];
+  for (const client of KAFKA_CLIENTS) {
+    const t = throughput[`service-${client}`] as { client_used: string; client_evidence: string };
+    // The service in the steady state: the first verdict of every unit (an event each) is a one-off
+    // that a live service is long past, and a small topic would be mostly that.
+    const own = ratios[`steady_service_${client}_over_own_fetch`];
+    const twice = ratios[`steady_service_${client}_over_kafkajs_fetch`];
+    const note =
+      t.client_used === client
+        ? undefined
+        : `asked for ${client}, used ${t.client_used} (${t.client_evidence})`;
+    targets.push({
+      area: "throughput",
+      measure: `service (kafka_client=${client}, used ${t.client_used}), steady state / fetch-only ceiling of ${t.client_used}, same round`,
+      value: own.median,
+      figure: own,
+      target: ">= 0.8",
+      ok: check(own.median, (v) => v >= 0.8),
+      ...(note ? { note } : {}),
+    });
+    targets.push({
+      area: "throughput",
+      measure: `service (kafka_client=${client}, used ${t.client_used}), steady state / kafkajs fetch-only ceiling, same round`,
+      value: twice.median,
+      figure: twice,
+      target: ">= 2",
+      ok: check(twice.median, (v) => v >= 2),
+      ...(note ? { note } : {}),
+    });
   }
-  const firstActive = (p: Worker["progress"]) =>
-    p.find((x) => x.count > 0)?.at_ms ?? Number.POSITIVE_INFINITY;
-  function lastGrowth(p: Worker["progress"]): number {
-    const final = p.at(-1)?.count ?? 0;
-    return p.find((x) => x.count === final)?.at_ms ?? 0;
-  }
+  // The steady rate of the client the soak and the scale-out run: a soak runs long past the first verdicts.
+  const serviceRound = `service-${SERVICE_CLIENT}` as RoundMode;
+  const serviceMax = (throughput[serviceRound] as { steady_snapshots_per_s: Figure }).steady_snapshots_per_s
+    .median;
 
-  const scaleRuns: Array<{
-    combined_per_s: number;
-    steady_per_s: number;
-    ratio_to_one: number;
-    load1: number;
-  }> = [];
-  for (let r = 0; r < RUNS; r++) {
+  const scaleOut = await measureScaleOut(serviceMax);
+  const publisherOut = await measurePublisher();
+
+  return { N, fill: filled, throughput, ratios, targets, rounds, scaleOut, publisherOut, serviceMax };
+}
+
+// ---- scale-out: one instance, then two in one group, on a topic big enough for both to be busy ----
+
+async function measureScaleOut(oneInstanceRate: number) {
+  // Two instances at most double one: a topic that lasts SCALE_S at twice the rate keeps both busy that
+  // long, once both are in. Until the second has joined (it took ~9 s on 2 busy cores) the first consumes alone.
+  const steps = Math.max(
+    STEPS,
+    Math.ceil((oneInstanceRate * (2 * SCALE_S + JOIN_ALLOWANCE_S)) / template.length),
+  );
+  const topic = `bench.scale.${stamp}`;
+  // zstd, the publishers' default: the fill is several times cheaper than gzip's, and it is the same for 1 and 2.
+  const filled = await fillFromTemplate(topic, steps, "zstd");
+  const N = filled.snapshots;
+  const runs = [];
+  for (let r = 0; r < SCALE_RUNS; r++) {
+    // One instance over the first half of the topic is enough: its steady rate is taken over the second
+    // quarter, past the warm-up, and the topic is the same step after step.
+    const one = await consumeAll("scale-one", "service", topic, Math.floor(N / 2), SERVICE_CLIENT);
+    log(
+      `scale-out ${r + 1}, 1 instance: ${one.snapshots_per_s.toFixed(0)}/s, ${one.steady_snapshots_per_s.toFixed(0)}/s steady, ${one.cpu_s.toFixed(1)} CPU s`,
+    );
+
     const group = `bench-scale-${stamp}-${r}`;
-    // Lookback 0: a partition moving to the other instance at the rebalance is not re-read.
-    const cfg = {
-      mode: "service" as const,
+    // A partition that moves at the rebalance resumes where its checkpoint in the state topic left it.
+    const cfg: WorkerConfig = {
+      mode: "service",
       brokers,
-      topic: fillTopic,
+      topic,
       group,
       expected: 0,
-      restoreLookbackMs: 0,
+      startFrom: SERVICE_START,
+      kafkaClient: SERVICE_CLIENT,
     };
     const ws = [startWorker(cfg), startWorker(cfg)];
+    const broker = new BrokerSampler();
     try {
       await withTimeout(
         (async () => {
+          // Done when the topic is through and neither count moved for 2 s (records re-read after a rebalance count twice).
+          let total = -1;
+          let still = 0;
           for (;;) {
-            await sleep(200);
-            const total = ws.reduce((a, w) => a + (w.progress.at(-1)?.count ?? 0), 0);
-            if (total >= N) return;
+            await sleep(250);
+            const now = ws.reduce((a, w) => a + (w.progress.at(-1)?.count ?? 0), 0);
+            still = now === total ? still + 250 : 0;
+            total = now;
+            if (total >= N && still >= 2000) return;
           }
         })(),
-        600_000,
+        900_000,
         "scale-out run",
       );
-      await sleep(500);
     } finally {
+      broker.stop();
       await Promise.all(ws.map((w) => w.stop()));
     }
-    const start = Math.min(...ws.map((w) => firstActive(w.progress)));
-    const end = Math.max(...ws.map((w) => lastGrowth(w.progress)));
-    const total = ws.reduce((a, w) => a + (w.progress.at(-1)?.count ?? 0), 0);
-    // Steady part: both instances consuming, from the later one's first message to the earlier one's last.
-    const s0 = Math.max(...ws.map((w) => firstActive(w.progress)));
-    const s1 = Math.min(...ws.map((w) => lastGrowth(w.progress)));
-    const spans = ws.map(
-      (w) =>
-        `${firstActive(w.progress) - start}..${lastGrowth(w.progress) - start} ms: ${w.progress.at(-1)?.count}`,
+    const starts = ws.map((w) => firstActive(w.progress));
+    const ends = ws.map((w) => lastGrowth(w.progress));
+    const start = Math.min(...starts);
+    const end = Math.max(...ends);
+    // Both consuming: from the later instance's first message to the earlier one's last.
+    const s0 = Math.max(...starts);
+    const s1 = Math.min(...ends);
+    const overlapS = Math.max(0, (s1 - s0) / 1000);
+    const inOverlap = ws.map((w) =>
+      s1 > s0 ? valueAt(w.progress, s1, "count") - valueAt(w.progress, s0, "count") : Number.NaN,
     );
-    log(`scale-out ${r + 1} instances: ${spans.join("; ")}`);
-    const steady =
-      s1 > s0
-        ? ws.reduce((a, w) => a + countAt(w.progress, s1) - countAt(w.progress, s0), 0) / ((s1 - s0) / 1000)
-        : Number.NaN;
-    const one = rounds[r]!.find((x) => x.mode === "service")!.snapshots_per_s;
+    const instances = ws.map((w, i) => ({
+      snapshots: w.progress.at(-1)?.count ?? 0,
+      first_ms: starts[i]! - start,
+      last_ms: ends[i]! - start,
+      cpu_s: valueAt(w.progress, ends[i]!, "cpu_s") - valueAt(w.progress, starts[i]!, "cpu_s"),
+      cpu_s_in_overlap:
+        s1 > s0 ? valueAt(w.progress, s1, "cpu_s") - valueAt(w.progress, s0, "cpu_s") : Number.NaN,
+      snapshots_in_overlap: inOverlap[i]!,
+      process_cpu_s: w.progress.at(-1)?.cpu_s ?? Number.NaN,
+      client: clientReport(SERVICE_CLIENT, w),
+    }));
+    const overlapRate = inOverlap.reduce((a, b) => a + b, 0) / overlapS;
+    const brokerOverlap = s1 > s0 ? broker.between(s0, s1) : undefined;
     const res = {
-      combined_per_s: total / ((end - start) / 1000),
-      steady_per_s: steady,
-      ratio_to_one: steady / one,
+      snapshots: N,
+      one_instance: {
+        snapshots_per_s: one.snapshots_per_s,
+        steady_snapshots_per_s: one.steady_snapshots_per_s,
+        seconds: one.seconds,
+        cpu_s: one.cpu_s,
+        snapshots_per_cpu_s: one.snapshots_per_cpu_s,
+        broker_cpu_s: one.broker_cpu_s,
+        client: one.client,
+      },
+      two_instances: {
+        combined_snapshots_per_s: instances.reduce((a, x) => a + x.snapshots, 0) / ((end - start) / 1000),
+        overlap_s: overlapS,
+        overlap_snapshots_per_s: overlapRate,
+        overlap_snapshots_per_cpu_s:
+          inOverlap.reduce((a, b) => a + b, 0) / instances.reduce((a, x) => a + x.cpu_s_in_overlap, 0),
+        broker_cpu_s_in_overlap: brokerOverlap,
+        instances,
+      },
+      // Against one instance past its warm-up: the overlap, too, comes after both instances' first verdicts.
+      ratio_to_one: overlapS >= MIN_OVERLAP_S ? overlapRate / one.steady_snapshots_per_s : Number.NaN,
       load1: load1(),
     };
     log(
-      `scale-out ${r + 1}: ${res.combined_per_s.toFixed(0)}/s overall, ${steady.toFixed(0)}/s steady (×${res.ratio_to_one.toFixed(2)})`,
+      `scale-out ${r + 1}, 2 instances: ${instances.map((x) => `${x.first_ms}..${x.last_ms} ms, ${x.snapshots} snapshots, ${x.cpu_s.toFixed(1)} CPU s`).join("; ")}; both for ${overlapS.toFixed(1)} s at ${overlapRate.toFixed(0)}/s (×${(overlapRate / one.steady_snapshots_per_s).toFixed(2)})`,
     );
-    scaleRuns.push(res);
+    runs.push(res);
   }
-  const scaleOut = {
+  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  const overlap = figure(runs.map((x) => x.two_instances.overlap_s));
+  return {
     instances: 2,
     partitions: PARTITIONS,
-    combined_snapshots_per_s: figure(scaleRuns.map((x) => x.combined_per_s)),
-    steady_snapshots_per_s: figure(scaleRuns.map((x) => x.steady_per_s)),
-    ratio_to_one_instance: figure(scaleRuns.map((x) => x.ratio_to_one)),
-    load1: scaleRuns.map((x) => x.load1),
+    client: SERVICE_CLIENT,
+    fill: filled,
+    sized_for: { one_instance_rate: oneInstanceRate, overlap_s: SCALE_S, join_allowance_s: JOIN_ALLOWANCE_S },
+    min_overlap_s: MIN_OVERLAP_S,
+    overlap_s: overlap,
+    one_instance_snapshots_per_s: figure(runs.map((x) => x.one_instance.steady_snapshots_per_s)),
+    overlap_snapshots_per_s: figure(runs.map((x) => x.two_instances.overlap_snapshots_per_s)),
+    combined_snapshots_per_s: figure(runs.map((x) => x.two_instances.combined_snapshots_per_s)),
+    ratio_to_one_instance: figure(runs.map((x) => x.ratio_to_one)),
+    one_instance_snapshots_per_cpu_s: figure(runs.map((x) => x.one_instance.snapshots_per_cpu_s)),
+    overlap_snapshots_per_cpu_s: figure(runs.map((x) => x.two_instances.overlap_snapshots_per_cpu_s)),
+    runs,
   };
-  await admin.deleteTopics({ topics: [fillTopic] }).catch(() => undefined);
-
-  const publisherOut = await measurePublisher();
-
-  return { N, fillSeconds, throughput, ratios, rounds, scaleOut, publisherOut, serviceMax };
 }
 
 /** SnapshotPublisher's cost per snapshot for each compression: CPU, and bytes on the broker. */
@@ -501,6 +821,8 @@ const service = startWorker({
   topic: soakTopic,
   group: `bench-soak-${stamp}`,
   expected: 0,
+  startFrom: SERVICE_START,
+  kafkaClient: SERVICE_CLIENT,
 });
 const { metrics_url: metricsUrl } = await withTimeout(service.started, 60_000, "service start");
 const readyUrl = metricsUrl!.replace(/\/metrics$/, "/readyz");
@@ -512,22 +834,104 @@ await withTimeout(
   "service readiness",
 );
 
+// Uncompressed by default: on 2 shared cores the generator's zstd (~0.5 ms of CPU a snapshot) would take
+// from the service the CPU whose latency is measured. The service's own cost hardly changes: unpacking a
+// zstd batch is a small part of decoding and applying it. BENCH_SOAK_COMPRESSION=zstd sends as trainers do.
+const soakCompression = (process.env.BENCH_SOAK_COMPRESSION ?? "none") as PublisherCompression;
+/**
+ * The generator kept up in a window when it published at least this share of its target and its
+ * publishers' queue (accepted, not yet acknowledged) held at most MAX_BACKLOG_S seconds of the rate.
+ */
+const KEPT_UP = 0.98;
+const MAX_BACKLOG_S = 1;
 // /metrics computes every layer's summary per scrape; much more often than this would load the service itself.
 const SCRAPE_MS = 250;
-const windows = Math.max(1, Math.min(10, Math.floor(SOAK_S / 6)));
-const windowMs = (SOAK_S * 1000) / windows;
+// Windows of 10 s (5 s in a soak under 5 minutes): each one a memory sample (after a full GC) and a latency figure.
+const windowMs = SOAK_S >= 300 ? 10_000 : 5_000;
+const windows = Math.max(2, Math.round((SOAK_S * 1000) / windowMs));
 log(
-  `soak: ${SOAK_S} s at ${rate} snapshots/s (half of ${serviceMax.toFixed(0)}), ${windows} windows, scrape every ${SCRAPE_MS} ms`,
+  `soak: ${SOAK_S} s at ${rate} snapshots/s (half of ${serviceMax.toFixed(0)}), generator ${soakCompression}, ${windows} windows of ${windowMs / 1000} s, warm-up ${SOAK_WARMUP_S} s, scrape every ${SCRAPE_MS} ms`,
 );
 
-const windowsOut: Array<Record<string, number>> = [];
-/** Publish time of rank 0's snapshot of (layer, step), waiting for the step to show in /metrics. */
+/** Publish times of rank 0's snapshots per layer, in step order, until the step shows in /metrics. */
 const pending = new Map<string, Array<{ step: number; at: number }>>();
+const generator = (() => {
+  const cfg: GeneratorConfig = { brokers, topic: soakTopic, rate, compression: soakCompression };
+  const logFile = join(LOG_DIR, `${stamp}-generator.log`);
+  const out = openSync(logFile, "w");
+  const child = fork(fileURLToPath(new URL("./lib/load-generator.ts", import.meta.url)), [], {
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, BENCH_GENERATOR: JSON.stringify(cfg) },
+    stdio: ["ignore", out, out, "ipc"],
+  });
+  let onStarted: () => void = () => {};
+  let onWindow: ((w: GeneratorWindow) => void) | undefined;
+  let onDone: (s: PublisherStats) => void = () => {};
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const started = new Promise<void>((resolve, reject) => {
+    onStarted = resolve;
+    void exited.then((code) => reject(new Error(`load generator exited (${code}); see ${logFile}`)));
+  });
+  const done = new Promise<PublisherStats>((resolve, reject) => {
+    onDone = resolve;
+    void exited.then((code) => reject(new Error(`load generator exited (${code}); see ${logFile}`)));
+  });
+  started.catch(() => undefined);
+  done.catch(() => undefined);
+  child.on("message", (m: { type: string } & Record<string, unknown>) => {
+    if (m.type === "started") onStarted();
+    else if (m.type === "window") onWindow?.(m as unknown as GeneratorWindow);
+    else if (m.type === "done") onDone(m.stats as PublisherStats);
+    else if (m.type === "marks") {
+      for (const [layer, step, at] of m.marks as Array<[string, number, number]>) {
+        const q = pending.get(layer) ?? [];
+        pending.set(layer, q);
+        q.push({ step, at });
+      }
+    }
+  });
+  return {
+    started,
+    window: () =>
+      new Promise<GeneratorWindow>((resolve) => {
+        onWindow = resolve;
+        child.send({ type: "window" });
+      }),
+    stop: async (): Promise<PublisherStats> => {
+      child.send({ type: "stop" });
+      const stats = await withTimeout(done, 90_000, "load generator stop");
+      await exited;
+      return stats;
+    },
+  };
+})();
+
+interface SoakWindow {
+  at_s: number;
+  warmup: boolean;
+  consumed: number;
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  latency_samples: number;
+  rss_mb: number;
+  heap_used_mb: number;
+  eld_p99_ms: number;
+  eld_max_ms: number;
+  service_cpu_s: number;
+  generator: Omit<GeneratorWindow, "type" | "at_ms">;
+  /** The generator delivered at least KEPT_UP of its target in this window. */
+  generator_kept_up: boolean;
+  load1: number;
+}
+const windowsOut: SoakWindow[] = [];
 let windowLatencies: number[] = [];
-/** After the first window (warm-up: every unit's first verdict is an event). */
+/** Samples of steps published after the warm-up. */
 const steadyLatencies: number[] = [];
 const layerStepLine = /^reluwatch_layer_step\{([^}]*)\} (\S+)$/gm;
 
+await withTimeout(generator.started, 60_000, "load generator start");
+const soakStart = Date.now();
+const warmupEnd = soakStart + SOAK_WARMUP_S * 1000;
 let scraping = true;
 const scrapes: number[] = [];
 const scraper = (async () => {
@@ -541,9 +945,9 @@ const scraper = (async () => {
       const step = Number(m[2]);
       const queue = pending.get(layer);
       while (queue?.length && queue[0]!.step <= step) {
-        const ms = seen - queue.shift()!.at;
-        windowLatencies.push(ms);
-        if (windowsOut.length > 0) steadyLatencies.push(ms);
+        const at = queue.shift()!.at;
+        windowLatencies.push(seen - at);
+        if (at >= warmupEnd) steadyLatencies.push(seen - at);
       }
     }
     const wait = SCRAPE_MS - (Date.now() - t0);
@@ -551,24 +955,14 @@ const scraper = (async () => {
   }
 })();
 
-// gzip by default, as trainers send; BENCH_SOAK_COMPRESSION=none spares the shared CPUs the load generator's gzip.
-const soakCompression = process.env.BENCH_SOAK_COMPRESSION === "none" ? "none" : "gzip";
-const publisher = new SnapshotPublisher({
-  brokers,
-  topic: soakTopic,
-  queue_capacity: 100_000,
-  compression: soakCompression,
-});
-await publisher.connect();
-const soakStart = Date.now();
-let published = 0;
-let nextWindow = soakStart + windowMs;
+let lastServiceCpu = (await service.stats()).cpu_s;
 async function closeWindow(): Promise<void> {
-  const st = await service.stats();
-  const w = {
+  const [st, gen] = await Promise.all([service.stats(), generator.window()]);
+  const { type: _t, at_ms: _a, ...g } = gen;
+  const w: SoakWindow = {
     at_s: (st.at_ms - soakStart) / 1000,
+    warmup: st.at_ms <= warmupEnd,
     consumed: st.count,
-    published,
     latency_p50_ms: percentile(windowLatencies, 0.5),
     latency_p99_ms: percentile(windowLatencies, 0.99),
     latency_samples: windowLatencies.length,
@@ -576,39 +970,39 @@ async function closeWindow(): Promise<void> {
     heap_used_mb: st.heap_used_bytes / 2 ** 20,
     eld_p99_ms: st.eld_p99_ms,
     eld_max_ms: st.eld_max_ms,
+    service_cpu_s: st.cpu_s - lastServiceCpu,
+    generator: g,
+    // Acknowledgements come a batch at a time, so a window's count of them swings by a batch or two either
+    // way; what the generator published, and a queue that did not build up, say whether it kept pace.
+    generator_kept_up: g.offered >= KEPT_UP * g.target && g.backlog <= rate * MAX_BACKLOG_S,
     load1: load1(),
   };
+  lastServiceCpu = st.cpu_s;
   windowLatencies = [];
   windowsOut.push(w);
   log(`soak window ${windowsOut.length}: ${JSON.stringify(w)}`);
 }
 
-while (Date.now() - soakStart < SOAK_S * 1000) {
-  const due = Math.floor(((Date.now() - soakStart) / 1000) * rate);
-  while (published < due) {
-    const t = template[published % template.length]!;
-    const step = Math.floor(published / template.length) * 50 + 50;
-    const at = Date.now();
-    if (t.rank === 0) {
-      const q = pending.get(t.layer) ?? [];
-      pending.set(t.layer, q);
-      q.push({ step, at });
-    }
-    await publisher.publish({ ...t, step, time: at });
-    published++;
-  }
-  if (Date.now() >= nextWindow) {
-    nextWindow += windowMs;
-    await closeWindow();
-  }
-  await sleep(20);
+for (let i = 1; i <= windows; i++) {
+  const due = soakStart + i * windowMs;
+  if (due > Date.now()) await sleep(due - Date.now());
+  await closeWindow();
 }
-const pubStats = await publisher.close({ timeout_ms: 60_000 });
-await sleep(2000);
-if (windowsOut.length < windows) await closeWindow();
+const pubStats = await generator.stop();
+// The last steps published: give them time to reach /metrics, so that they are measured rather than dropped.
+await withTimeout(
+  (async () => {
+    while ([...pending.values()].some((q) => q.length > 0)) await sleep(200);
+  })(),
+  15_000,
+  "last published steps to show in /metrics",
+).catch((err: Error) => log(err.message));
+/** Steps of rank 0 published but never seen in /metrics before the soak ended: samples not measured. */
+const unmeasured = [...pending.values()].reduce((a, q) => a + q.length, 0);
 scraping = false;
 await scraper;
 const finalBody = await (await fetch(metricsUrl!)).text();
+const serviceClient = clientReport(SERVICE_CLIENT, service);
 await service.stop();
 await admin.deleteTopics({ topics: [soakTopic] }).catch(() => undefined);
 await admin.disconnect();
@@ -624,9 +1018,80 @@ for (const l of layerLines) {
 }
 for (const k of Object.keys(perMetric)) perMetric[k] = perMetric[k]! / layersSeen.size;
 
-const steady = windowsOut.slice(1);
-const warm = windowsOut[0];
-const last = windowsOut.at(-1);
+const steady = windowsOut.filter((w) => !w.warmup);
+const warm = windowsOut.filter((w) => w.warmup);
+/**
+ * Growth after the warm-up from a least-squares line through every window's sample (after a full GC):
+ * the line's rise from the first steady window to the last, over its value at the first. One high or
+ * low sample moves a line much less than it moves a first/last comparison.
+ */
+function growth(key: "rss_mb" | "heap_used_mb") {
+  const fit = linearFit(
+    steady.map((w) => w.at_s),
+    steady.map((w) => w[key]),
+  );
+  const t0 = steady[0]?.at_s ?? Number.NaN;
+  const t1 = steady.at(-1)?.at_s ?? Number.NaN;
+  const from = fit.intercept + fit.slope * t0;
+  const to = fit.intercept + fit.slope * t1;
+  // Medians of the first and last three steady windows, for comparison.
+  const med = (ws: SoakWindow[]) =>
+    percentile(
+      ws.map((w) => w[key]),
+      0.5,
+    );
+  return {
+    fit_from: from,
+    fit_to: to,
+    growth: to / from - 1,
+    first_median: med(steady.slice(0, 3)),
+    last_median: med(steady.slice(-3)),
+  };
+}
+const rssGrowth = growth("rss_mb");
+const heapGrowth = growth("heap_used_mb");
+const keptUp = steady.length > 0 && steady.every((w) => w.generator_kept_up);
+const achieved = figure(steady.map((w) => w.generator.offered / w.generator.target));
+const delivered = figure(steady.map((w) => w.generator.sent / w.generator.target));
+const latencyP99 = percentile(steadyLatencies, 0.99);
+const soakTargets: Target[] = [
+  {
+    area: "latency",
+    measure: `publish → /metrics p99 after warm-up at ${rate} snapshots/s (half the service's maximum)`,
+    value: latencyP99,
+    target: "<= 1000 ms, generator kept up",
+    // A generator that fell behind offered less than the rate: a latency within the target under it
+    // proves nothing (n/a), one beyond it fails all the same.
+    ok: !Number.isFinite(latencyP99) ? null : latencyP99 > 1000 ? false : keptUp ? true : null,
+    note: `generator kept up: ${keptUp ? "yes" : "no"} (published ≥ ${KEPT_UP * 100}% of its target, with at most ${MAX_BACKLOG_S} s of it unacknowledged, in every window after warm-up; lowest ${(achieved.min * 100).toFixed(1)}%, largest backlog ${Math.max(...steady.map((w) => w.generator.backlog))} snapshots)`,
+  },
+  {
+    area: "soak",
+    measure: `RSS growth after warm-up, ${SOAK_S} s (least-squares line)`,
+    value: rssGrowth.growth,
+    target: "< 5%",
+    ok: check(rssGrowth.growth, (v) => v < 0.05),
+  },
+  {
+    area: "soak",
+    measure: `heap used after GC, growth after warm-up, ${SOAK_S} s (least-squares line)`,
+    value: heapGrowth.growth,
+    target: "< 5%",
+    ok: check(heapGrowth.growth, (v) => v < 0.05),
+  },
+];
+const scaleTargets: Target[] = measured
+  ? [
+      {
+        area: "scale-out",
+        measure: `both instances consuming together, s (topic sized for ${SCALE_S} s)`,
+        value: measured.scaleOut.overlap_s.min,
+        target: `>= ${MIN_OVERLAP_S} s`,
+        ok: check(measured.scaleOut.overlap_s.min, (v) => v >= MIN_OVERLAP_S),
+      },
+    ]
+  : [];
+
 const result = {
   brokers,
   scenario: {
@@ -639,10 +1104,12 @@ const result = {
   },
   fill: measured && {
     snapshots: measured.N,
-    seconds: measured.fillSeconds,
+    seconds: measured.fill.seconds,
     bytes_per_snapshot: BYTES_PER_SNAPSHOT,
   },
   runs: RUNS,
+  service_client: SERVICE_CLIENT,
+  targets: [...(measured?.targets ?? []), ...soakTargets, ...scaleTargets],
   throughput: measured?.throughput,
   ratios: measured?.ratios,
   rounds: measured?.rounds,
@@ -650,26 +1117,42 @@ const result = {
   publisher: measured?.publisherOut,
   soak: {
     seconds: SOAK_S,
+    warmup_s: SOAK_WARMUP_S,
+    window_s: windowMs / 1000,
     rate_snapshots_per_s: rate,
+    service_client: serviceClient,
     publisher_compression: soakCompression,
-    published,
     publisher: pubStats,
+    generator_kept_up: keptUp,
+    generator_kept_up_threshold: KEPT_UP,
+    generator_max_backlog_s: MAX_BACKLOG_S,
+    generator_achieved_share: achieved,
+    generator_delivered_share: delivered,
+    generator_cpu_s_per_s: figure(steady.map((w) => w.generator.cpu_s / w.generator.seconds)),
+    service_cpu_s_per_s: figure(steady.map((w) => w.service_cpu_s / w.generator.seconds)),
     scrape_interval_ms: SCRAPE_MS,
     scrape_ms: figure(scrapes),
-    // Figures over the windows after the first (warm-up).
     latency_ms_after_warmup: {
       p50: percentile(steadyLatencies, 0.5),
-      p99: percentile(steadyLatencies, 0.99),
+      p99: latencyP99,
       samples: steadyLatencies.length,
+      unmeasured,
     },
-    latency_p50_ms: figure(steady.map((w) => w.latency_p50_ms!)),
-    latency_p99_ms: figure(steady.map((w) => w.latency_p99_ms!)),
-    eld_p99_ms: figure(steady.map((w) => w.eld_p99_ms!)),
-    warmup_window: warm,
-    rss_mb: { warm: warm?.rss_mb, end: last?.rss_mb },
-    heap_used_mb: { warm: warm?.heap_used_mb, end: last?.heap_used_mb },
-    rss_growth: warm && last ? last.rss_mb! / warm.rss_mb! - 1 : null,
-    heap_growth: warm && last ? last.heap_used_mb! / warm.heap_used_mb! - 1 : null,
+    latency_p50_ms: figure(steady.map((w) => w.latency_p50_ms)),
+    latency_p99_ms: figure(steady.map((w) => w.latency_p99_ms)),
+    latency_ms_in_warmup: {
+      p50: percentile(
+        warm.map((w) => w.latency_p50_ms),
+        0.5,
+      ),
+      p99_max: Math.max(...warm.map((w) => w.latency_p99_ms)),
+    },
+    eld_p99_ms: figure(steady.map((w) => w.eld_p99_ms)),
+    growth_method: "least-squares line through the windows after warm-up, from the first to the last",
+    rss_mb: { warm: rssGrowth.fit_from, end: rssGrowth.fit_to, ...rssGrowth },
+    heap_used_mb: { warm: heapGrowth.fit_from, end: heapGrowth.fit_to, ...heapGrowth },
+    rss_growth: rssGrowth.growth,
+    heap_growth: heapGrowth.growth,
     steady_windows: steady.length,
     windows: windowsOut,
   },
@@ -681,5 +1164,4 @@ const result = {
   },
 };
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-// A publisher that gave up on unsent snapshots can leave a broker connection open; the results are out.
 process.exit(0);

@@ -6,14 +6,17 @@
  *   kafkajs-apply       the same, plus decode + limits + detector (SnapshotProcessor) per message
  *   platformatic-fetch  @platformatic/kafka consumer that only counts messages
  *   platformatic-apply  the same, plus SnapshotProcessor per message
- *   service             startConsumerService: what `reluwatch consume` runs (commits, events, HTTP)
- * It reports over IPC: "started", "progress" samples, and "done" once `expected`
+ *   service             startConsumerService: what `reluwatch consume` runs (commits, events, HTTP),
+ *                       with kafka_client set to `kafkaClient` (flag and RELUWATCH_KAFKA_CLIENT)
+ * It reports over IPC: "started", "progress" samples, "client" (service: the client
+ * the service's own "consuming" log line names), and "done" once `expected`
  * messages were handled; on {type:"stats"} it answers with memory and
  * event-loop delay (and resets the delay histogram); on {type:"stop"} it exits.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Consumer as PlatformaticConsumer } from "@platformatic/kafka";
 import { Kafka, logLevel } from "kafkajs";
+import { pino } from "pino";
 import { CONSUME_GROUPS, loadSettings } from "../../src/config/index.js";
 import { Detector } from "../../src/core/index.js";
 import { createLogger } from "../../src/log.js";
@@ -38,6 +41,19 @@ export interface WorkerConfig {
   /** Messages after which "done" is sent; 0: run until stopped. */
   expected: number;
   restoreLookbackMs?: number;
+  /** service: start_from for the new group (the setting's default when absent). */
+  startFrom?: string;
+  /** service: the kafka_client setting to ask for. */
+  kafkaClient?: string;
+}
+
+/** Which client a service process fetched with, by its own account. */
+export interface WorkerClient {
+  type: "client";
+  /** kafka_client as the settings were loaded; null when this build has no such setting. */
+  requested: string | null;
+  /** The `client` field of the service's "consuming" log line; null when the line has none. */
+  logged: string | null;
 }
 
 export interface WorkerDone {
@@ -197,6 +213,8 @@ async function runService(): Promise<void> {
       brokers: config.brokers.join(","),
       topic: config.topic,
       group: config.group,
+      ...(config.kafkaClient ? { kafkaClient: config.kafkaClient } : {}),
+      ...(config.startFrom ? { startFrom: config.startFrom } : {}),
       metricsPort: "0",
       metricsHost: "127.0.0.1",
       eventsTopic: `${config.topic}.events`,
@@ -205,10 +223,29 @@ async function runService(): Promise<void> {
         ? { restoreLookbackMs: String(config.restoreLookbackMs) }
         : {}),
     },
-    env: {},
+    // Both ways in, flag and environment, as an operator would; a build without the setting ignores them.
+    env: config.kafkaClient ? { RELUWATCH_KAFKA_CLIENT: config.kafkaClient } : {},
     groups: CONSUME_GROUPS,
   });
-  const service = await startConsumerService(settings);
+  const requested = (settings as unknown as Record<string, unknown>).kafka_client;
+  // The service's log, on stderr as usual, read on the way for the line that says what it consumes with.
+  const log = pino(
+    { name: "consume", level: settings.log_level, base: { svc: "reluwatch" } },
+    {
+      write(line: string) {
+        process.stderr.write(line);
+        if (!line.includes('"event":"consuming"')) return;
+        const logged = (JSON.parse(line) as { client?: unknown }).client;
+        const client: WorkerClient = {
+          type: "client",
+          requested: typeof requested === "string" ? requested : null,
+          logged: typeof logged === "string" ? logged : null,
+        };
+        send(client);
+      },
+    },
+  );
+  const service = await startConsumerService(settings, log);
   const counter = service.exporter.registry.getSingleMetric("reluwatch_snapshots_total");
   if (!counter) throw new Error("reluwatch_snapshots_total not registered");
   send({ type: "started", metrics_url: `http://127.0.0.1:${service.address.port}/metrics` });

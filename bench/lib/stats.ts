@@ -26,6 +26,25 @@ export function percentile(xs: readonly number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
+/** Least-squares line y = intercept + slope × x; NaN for both with fewer than two distinct x. */
+export function linearFit(
+  xs: readonly number[],
+  ys: readonly number[],
+): { slope: number; intercept: number } {
+  const n = Math.min(xs.length, ys.length);
+  const mx = xs.slice(0, n).reduce((a, b) => a + b, 0) / n;
+  const my = ys.slice(0, n).reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+    sxx += (xs[i]! - mx) ** 2;
+  }
+  if (n < 2 || sxx === 0) return { slope: Number.NaN, intercept: Number.NaN };
+  const slope = sxy / sxx;
+  return { slope, intercept: my - slope * mx };
+}
+
 export interface Machine {
   cpu: string;
   cores: number;
