@@ -29,11 +29,21 @@ export function bytesPerValue(dtype: ActivationDtype): number {
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
+/**
+ * A fresh buffer holding the first `length` bytes. `bytes.slice` will not do: on a Node
+ * Buffer it is a view of the same (pooled, possibly odd-sized) memory, not a copy.
+ */
+function alignedCopy(bytes: Uint8Array, length: number): ArrayBuffer {
+  const copy = new Uint8Array(length);
+  copy.set(bytes.subarray(0, length));
+  return copy.buffer;
+}
+
 /** A typed view of the bytes when alignment and byte order allow one, otherwise a copy. */
 function view32(bytes: Uint8Array, n: number): Float32Array {
   if (LITTLE_ENDIAN_HOST) {
     if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-    return new Float32Array(bytes.slice(0, n * 4).buffer);
+    return new Float32Array(alignedCopy(bytes, n * 4));
   }
   const out = new Float32Array(n);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, n * 4);
@@ -44,7 +54,7 @@ function view32(bytes: Uint8Array, n: number): Float32Array {
 function view16(bytes: Uint8Array, n: number): Uint16Array {
   if (LITTLE_ENDIAN_HOST) {
     if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-    return new Uint16Array(bytes.slice(0, n * 2).buffer);
+    return new Uint16Array(alignedCopy(bytes, n * 2));
   }
   const out = new Uint16Array(n);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, n * 2);

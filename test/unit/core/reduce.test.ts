@@ -73,6 +73,26 @@ test("16-bit dtypes and unaligned buffers reduce the same values", () => {
   assert.deepEqual([...out2.sq], [1, 1]);
 });
 
+test("a Node Buffer at an odd offset of a larger pool reduces like an aligned copy", () => {
+  // Decoded snapshots hand the detector subarrays of the fetched record; Buffer#slice is a
+  // view there, so the misaligned path must copy without reading the rest of the pool.
+  const f32 = Float32Array.from([1, 0, -2, 3, 0.5, 0]);
+  const pool = Buffer.alloc(f32.byteLength + 7);
+  pool.set(new Uint8Array(f32.buffer), 3);
+  const misaligned = pool.subarray(3, 3 + f32.byteLength);
+  const f16 = Buffer.alloc(2 * 4 + 3);
+  f16.set(new Uint8Array(Uint16Array.from([0x3c00, 0x0000, 0x4000, 0x3c00]).buffer), 1);
+  for (const reduce of [reduceRaw, reducePortable]) {
+    const out = sums(3);
+    assert.equal(reduce("FLOAT32", misaligned, 2, 3, out), 0);
+    assert.deepEqual([...out.fires], [2, 1, 0]);
+    assert.deepEqual([...out.abs], [4, 0.5, 2]);
+    const out16 = sums(2);
+    assert.equal(reduce("FLOAT16", f16.subarray(1, 9), 2, 2, out16), 0);
+    assert.deepEqual([...out16.fires], [2, 1]);
+  }
+});
+
 test("a byte length that does not match the shape is a typed error", () => {
   assert.throws(() => reduceRaw("FLOAT32", new Uint8Array(10), 2, 2, sums(2)), SnapshotShapeError);
 });
