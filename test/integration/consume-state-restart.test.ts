@@ -24,6 +24,8 @@ import {
   assertCountersMatch,
   assertEventsExactlyOnce,
   assertLayersMatch,
+  committedOffsets,
+  endOffsets,
   layersMatch,
   readTopic,
   transitionKey,
@@ -90,6 +92,15 @@ describe("reluwatch consume: state restored from the state topic across restarts
         return sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }) === first.length
           ? true
           : undefined;
+      });
+      // Processed is not yet durable: commits come on a cadence (commit_interval_ms). A kill before
+      // any commit would leave nothing to restore, which tests nothing here; a kill after some
+      // commit still loses the batches processed since, and those must come back.
+      const ends = await endOffsets(kafka, topic);
+      await waitFor("the first process to commit every partition it consumed", async () => {
+        const committed = await committedOffsets(kafka, group, topic);
+        for (const [p, end] of ends) if (end > 0n && (committed.get(p) ?? -1n) <= 0n) return undefined;
+        return true;
       });
       a.child.kill(signal);
       const code = await exitWithin(a, 30_000);
