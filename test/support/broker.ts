@@ -218,10 +218,20 @@ export async function createTopic(broker: TestBroker, topic: string, numPartitio
   const admin = kafkaClient(broker).admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
+    // A broker that has just started may answer the leader check with UNKNOWN_TOPIC_OR_PARTITION
+    // for a topic it created a moment ago (its metadata cache lags its controller): ask again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.createTopics({
+          topics: [{ topic, numPartitions, replicationFactor: 1 }],
+          waitForLeaders: true,
+        });
+        return;
+      } catch (err) {
+        if (attempt >= 30 || (err as { retriable?: unknown }).retriable !== true) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
   } finally {
     await admin.disconnect();
   }
