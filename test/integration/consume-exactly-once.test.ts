@@ -18,6 +18,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Kafka } from "kafkajs";
 import { decodeTransition } from "../../src/codec/index.js";
+import { KAFKA_CLIENTS } from "../../src/config/index.js";
 import type { LayerSummary, UnitTransition } from "../../src/core/index.js";
 import { KafkajsTransactionalProducer, ProducerFencedError } from "../../src/sink/transactional-producer.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
@@ -139,7 +140,8 @@ describe("reluwatch consume --processing-guarantee exactly_once", () => {
     for (const c of children) if (c.child.exitCode === null) c.child.kill("SIGKILL");
   });
 
-  test("SIGKILL mid-run, restart: a read_committed reader sees every transition exactly once", async (t) => {
+  for (const client of KAFKA_CLIENTS)
+  test(`SIGKILL mid-run, restart (${client}): a read_committed reader sees every transition exactly once`, async (t) => {
     const topic = uniqueTopic("eos");
     const group = `${topic}.group`;
     const events = `${topic}.events`;
@@ -157,6 +159,8 @@ describe("reluwatch consume --processing-guarantee exactly_once", () => {
       // Every transition is an event, so the count checks more than the deaths.
       "--events",
       "all",
+      "--kafka-client",
+      client,
     ];
     // The first process commits its first batch at once and then nothing for a minute: what it
     // applies after that is uncommitted when it is killed, whatever the machine's speed.

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
 import { encodeSnapshot, readSnapshotContainer } from "../../src/codec/index.js";
+import { KAFKA_CLIENTS } from "../../src/config/index.js";
 import type { ActivationSnapshot } from "../../src/core/index.js";
 import { packageRoot } from "../../src/paths.js";
 import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
@@ -86,7 +87,8 @@ describe("TLS + SASL/SCRAM", () => {
     await broker?.stop();
   });
 
-  test("the SDK publishes and consume reads over SASL_SSL; /metrics equals the offline detector", async () => {
+  for (const client of KAFKA_CLIENTS)
+  test(`the SDK publishes and consume (${client}) reads over SASL_SSL; /metrics equals the offline detector`, async () => {
     const topic = uniqueTopic("secure");
     // A broker that just started may not know a new topic's leader at once; creating again is harmless.
     for (const [name, partitions] of [
@@ -112,7 +114,7 @@ describe("TLS + SASL/SCRAM", () => {
     assert.equal(stats.sent, snapshots.length);
 
     const consumer = await startConsumerProcess(
-      [...consumerArgs([broker.secure], topic), ...secureFlags(broker)],
+      [...consumerArgs([broker.secure], topic), ...secureFlags(broker), "--kafka-client", client],
       { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
     );
     consumers.push(consumer);
@@ -189,17 +191,20 @@ describe("TLS + SASL/SCRAM", () => {
     });
   }
 
+  for (const client of KAFKA_CLIENTS)
   for (const [name, password, caFile] of [
     ["a wrong password", "not-the-password", undefined],
     ["a CA that did not sign the broker's certificate", SCRAM_PASSWORD, "untrusted"],
   ] as const) {
-    test(`consume with ${name} exits non-zero with one line naming the cause`, async () => {
+    test(`consume (${client}) with ${name} exits non-zero with one line naming the cause`, async () => {
       const topic = uniqueTopic("secure-refused");
       await waitFor(`topic ${topic}`, () => createTopic(setup, topic, 1).then(() => true));
       const consumer = await startConsumerProcess(
         [
           ...consumerArgs([broker.secure], topic),
           ...secureFlags(broker, caFile === "untrusted" ? broker.untrustedCaFile : broker.caFile),
+          "--kafka-client",
+          client,
         ],
         { RELUWATCH_SASL_PASSWORD: password },
       );
