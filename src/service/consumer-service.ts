@@ -74,13 +74,21 @@ export async function startConsumerService(
   const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
   const source =
     settings.kafka_client === "platformatic"
-      ? new PlatformaticSnapshotSource(createPlatformaticConsumer(settings.kafka, settings.group), {
-          topic: settings.topic,
-          group: settings.group,
-          brokers: settings.kafka.brokers,
-          fetchPool: createFetchPool(settings.kafka),
-          log,
-        })
+      ? new PlatformaticSnapshotSource(
+          createPlatformaticConsumer(settings.kafka, settings.group, (memberId, reason) =>
+            log.warn(
+              { event: "assignment_claims_undecodable", member_id: memberId, reason },
+              "a member's partition claims do not decode; it is treated as owning nothing",
+            ),
+          ),
+          {
+            topic: settings.topic,
+            group: settings.group,
+            brokers: settings.kafka.brokers,
+            fetchPool: createFetchPool(settings.kafka),
+            log,
+          },
+        )
       : new KafkaSnapshotSource(kafka, { topic: settings.topic, group: settings.group, log });
   const changelog = new KafkaChangelogWriter(kafka, settings.state_topic);
   const exactlyOnce = settings.processing_guarantee === "exactly_once";

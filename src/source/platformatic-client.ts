@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions as TlsOptions } from "node:tls";
 import { ConnectionPool, Consumer, type ConsumerOptions, type SASLOptions } from "@platformatic/kafka";
 import type { KafkaSettings, SaslMechanism } from "../config/load.js";
+import { ownershipOf, PLATFORMATIC_PROTOCOLS, stickyPartitionAssigner } from "./platformatic-assigner.js";
+import { encodeOwnership } from "./sticky-ownership.js";
 
 const SASL_MECHANISMS: Record<SaslMechanism, SASLOptions["mechanism"]> = {
   plain: "PLAIN",
@@ -71,8 +73,18 @@ export function createFetchPool(settings: KafkaSettings): ConnectionPool {
   return new ConnectionPool(clientId, { ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}) });
 }
 
-/** The consumer-group member of the snapshot source; its fetches are the source's own (platformatic-source.ts). */
-export function createPlatformaticConsumer(settings: KafkaSettings, group: string): Consumer {
+/**
+ * The consumer-group member of the snapshot source; its fetches are the
+ * source's own (platformatic-source.ts). It joins with the sticky assignment
+ * (platformatic-assigner.ts), round-robin as the fallback.
+ */
+export function createPlatformaticConsumer(
+  settings: KafkaSettings,
+  group: string,
+  onUndecodableClaims: (memberId: string, reason: string) => void = () => {},
+): Consumer {
+  // The claims callback reads the consumer it is an option of.
+  let consumer: Consumer | undefined;
   const options: ConsumerOptions<Buffer, Buffer, Buffer, Buffer> = {
     ...platformaticConnectionFrom(settings),
     groupId: group,
@@ -81,7 +93,12 @@ export function createPlatformaticConsumer(settings: KafkaSettings, group: strin
     rebalanceTimeout: 60_000,
     autocommit: false,
     autocreateTopics: false,
+    protocols: PLATFORMATIC_PROTOCOLS,
+    protocolsMetadata: () =>
+      encodeOwnership(consumer ? ownershipOf(consumer) : { generation: -1, owned: [] }),
+    partitionAssigner: stickyPartitionAssigner(onUndecodableClaims),
     ...FETCH_LIMITS,
   };
-  return new Consumer(options);
+  consumer = new Consumer(options);
+  return consumer;
 }

@@ -141,124 +141,124 @@ describe("reluwatch consume --processing-guarantee exactly_once", () => {
   });
 
   for (const client of KAFKA_CLIENTS)
-  test(`SIGKILL mid-run, restart (${client}): a read_committed reader sees every transition exactly once`, async (t) => {
-    const topic = uniqueTopic("eos");
-    const group = `${topic}.group`;
-    const events = `${topic}.events`;
-    await createTopic(broker, topic, 3);
-    await createTopic(broker, events, 1);
-    const kafka = kafkaClient(broker);
-    const common = [
-      ...consumerArgs(broker.brokers, topic),
-      "--processing-guarantee",
-      "exactly_once",
-      "--restore-lookback-ms",
-      "1",
-      "--checkpoint-interval-ms",
-      "300",
-      // Every transition is an event, so the count checks more than the deaths.
-      "--events",
-      "all",
-      "--kafka-client",
-      client,
-    ];
-    // The first process commits its first batch at once and then nothing for a minute: what it
-    // applies after that is uncommitted when it is killed, whatever the machine's speed.
-    const slow = [...common, "--commit-interval-ms", "60000"];
-    const args = [...common, "--commit-interval-ms", "200"];
-    const all = scenarioSnapshots("lr-spike", { seed: 47 });
-    const split = 600;
-    const first = all.filter((s) => s.step < split);
-    const rest = all.filter((s) => s.step >= split);
-    const reference = referenceDetector(all, {}, "all");
-    const summaries = reference.detector.summaries();
-    assert.ok(
-      reference.events.some((e) => e.step >= split && e.to === "DEAD"),
-      "the second half has deaths",
-    );
+    test(`SIGKILL mid-run, restart (${client}): a read_committed reader sees every transition exactly once`, async (t) => {
+      const topic = uniqueTopic("eos");
+      const group = `${topic}.group`;
+      const events = `${topic}.events`;
+      await createTopic(broker, topic, 3);
+      await createTopic(broker, events, 1);
+      const kafka = kafkaClient(broker);
+      const common = [
+        ...consumerArgs(broker.brokers, topic),
+        "--processing-guarantee",
+        "exactly_once",
+        "--restore-lookback-ms",
+        "1",
+        "--checkpoint-interval-ms",
+        "300",
+        // Every transition is an event, so the count checks more than the deaths.
+        "--events",
+        "all",
+        "--kafka-client",
+        client,
+      ];
+      // The first process commits its first batch at once and then nothing for a minute: what it
+      // applies after that is uncommitted when it is killed, whatever the machine's speed.
+      const slow = [...common, "--commit-interval-ms", "60000"];
+      const args = [...common, "--commit-interval-ms", "200"];
+      const all = scenarioSnapshots("lr-spike", { seed: 47 });
+      const split = 600;
+      const first = all.filter((s) => s.step < split);
+      const rest = all.filter((s) => s.step >= split);
+      const reference = referenceDetector(all, {}, "all");
+      const summaries = reference.detector.summaries();
+      assert.ok(
+        reference.events.some((e) => e.step >= split && e.to === "DEAD"),
+        "the second half has deaths",
+      );
 
-    const a = await startConsumerProcess(slow);
-    children.push(a);
-    await waitFor("the first process to start consuming", () =>
-      a.logs.some((l) => l.event === "consuming" && l.processing_guarantee === "exactly_once")
-        ? true
-        : undefined,
-    );
-    const head = first.slice(0, Math.ceil(first.length / 10));
-    await produceSnapshots(kafka, topic, head);
-    await waitFor("the first process to commit its first transaction", async () => {
-      const committed = await committedOffsets(kafka, group, topic);
-      return [...committed.values()].some((o) => o > 0n) ? true : undefined;
-    });
-    await produceSnapshots(kafka, topic, first.slice(head.length));
-    await waitFor(
-      "the first process to apply the first half",
-      async () => {
-        const { samples } = await scrape(a.baseUrl);
-        return sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }) === first.length
-          ? true
-          : undefined;
-      },
-      120_000,
-    );
-    const appliedBeforeKill = sumOf((await scrape(a.baseUrl)).samples, "reluwatch_snapshots_total", {
-      result: "ok",
-    });
-    a.child.kill("SIGKILL");
-    assert.equal(await exitWithin(a, 30_000), "SIGKILL");
-
-    const b = await startConsumerProcess(args);
-    children.push(b);
-    // The group first waits for the dead member's session (30 s) to expire.
-    await waitFor(
-      "the restarted process to restore and be ready",
-      async () =>
-        b.logs.some((l) => l.event === "state_restored") &&
-        (await fetch(`${b.baseUrl}/readyz`)).status === 200
+      const a = await startConsumerProcess(slow);
+      children.push(a);
+      await waitFor("the first process to start consuming", () =>
+        a.logs.some((l) => l.event === "consuming" && l.processing_guarantee === "exactly_once")
           ? true
           : undefined,
-      120_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\n${b.logs.map((l) => JSON.stringify(l)).join("\n")}`);
-    });
-    await produceSnapshots(kafka, topic, rest);
-    const { samples } = await waitFor("the restarted process to match the reference", async () => {
-      const s = await scrape(b.baseUrl);
-      return layersMatch(s.samples, summaries) ? s : undefined;
-    });
-    assertLayersMatch(samples, summaries);
-    assertCountersMatch(samples, summaries);
-    await waitForCommittedToEnd(kafka, group, topic);
+      );
+      const head = first.slice(0, Math.ceil(first.length / 10));
+      await produceSnapshots(kafka, topic, head);
+      await waitFor("the first process to commit its first transaction", async () => {
+        const committed = await committedOffsets(kafka, group, topic);
+        return [...committed.values()].some((o) => o > 0n) ? true : undefined;
+      });
+      await produceSnapshots(kafka, topic, first.slice(head.length));
+      await waitFor(
+        "the first process to apply the first half",
+        async () => {
+          const { samples } = await scrape(a.baseUrl);
+          return sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }) === first.length
+            ? true
+            : undefined;
+        },
+        120_000,
+      );
+      const appliedBeforeKill = sumOf((await scrape(a.baseUrl)).samples, "reluwatch_snapshots_total", {
+        result: "ok",
+      });
+      a.child.kill("SIGKILL");
+      assert.equal(await exitWithin(a, 30_000), "SIGKILL");
 
-    const emitted = await readCommitted(kafka, events);
-    const keys = emitted.map(transitionKey);
-    const reapplied = sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }) - rest.length;
-    t.diagnostic(
-      `reference ${reference.events.length} transitions; events topic (read_committed) ${emitted.length} records, ` +
-        `${new Set(keys).size} distinct; ${all.length} snapshots; the first process applied ${appliedBeforeKill} before SIGKILL, ` +
-        `the restart applied ${reapplied} of those again (from its restored state on)`,
-    );
-    assert.ok(reapplied > 0, "the restart processed again what the killed process had not committed");
-    assert.equal(new Set(keys).size, keys.length, "no transition emitted twice");
-    assert.equal(emitted.length, reference.events.length, "as many transitions as the offline detector");
-    assert.deepEqual(new Set(keys), new Set(reference.events.map(transitionKey)));
-    // Per unit the events chain: each starts where the previous ended, so no second death without a revival.
-    const last = new Map<string, string>();
-    for (const e of [...emitted].sort((x, y) => x.step - y.step)) {
-      const unit = JSON.stringify([e.run_id, e.layer, e.unit]);
-      const before = last.get(unit);
-      if (before !== undefined)
-        assert.equal(e.from, before, `${unit} at step ${e.step} continues from ${before}`);
-      last.set(unit, e.to);
-    }
-    assert.equal(
-      sumOf(samples, "reluwatch_commit_failures_total", { guarantee: "exactly_once" }),
-      0,
-      "no transaction failed in the restarted process",
-    );
-    b.child.kill("SIGTERM");
-    assert.equal(await exitWithin(b, 30_000), 0);
-  });
+      const b = await startConsumerProcess(args);
+      children.push(b);
+      // The group first waits for the dead member's session (30 s) to expire.
+      await waitFor(
+        "the restarted process to restore and be ready",
+        async () =>
+          b.logs.some((l) => l.event === "state_restored") &&
+          (await fetch(`${b.baseUrl}/readyz`)).status === 200
+            ? true
+            : undefined,
+        120_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${b.logs.map((l) => JSON.stringify(l)).join("\n")}`);
+      });
+      await produceSnapshots(kafka, topic, rest);
+      const { samples } = await waitFor("the restarted process to match the reference", async () => {
+        const s = await scrape(b.baseUrl);
+        return layersMatch(s.samples, summaries) ? s : undefined;
+      });
+      assertLayersMatch(samples, summaries);
+      assertCountersMatch(samples, summaries);
+      await waitForCommittedToEnd(kafka, group, topic);
+
+      const emitted = await readCommitted(kafka, events);
+      const keys = emitted.map(transitionKey);
+      const reapplied = sumOf(samples, "reluwatch_snapshots_total", { result: "ok" }) - rest.length;
+      t.diagnostic(
+        `reference ${reference.events.length} transitions; events topic (read_committed) ${emitted.length} records, ` +
+          `${new Set(keys).size} distinct; ${all.length} snapshots; the first process applied ${appliedBeforeKill} before SIGKILL, ` +
+          `the restart applied ${reapplied} of those again (from its restored state on)`,
+      );
+      assert.ok(reapplied > 0, "the restart processed again what the killed process had not committed");
+      assert.equal(new Set(keys).size, keys.length, "no transition emitted twice");
+      assert.equal(emitted.length, reference.events.length, "as many transitions as the offline detector");
+      assert.deepEqual(new Set(keys), new Set(reference.events.map(transitionKey)));
+      // Per unit the events chain: each starts where the previous ended, so no second death without a revival.
+      const last = new Map<string, string>();
+      for (const e of [...emitted].sort((x, y) => x.step - y.step)) {
+        const unit = JSON.stringify([e.run_id, e.layer, e.unit]);
+        const before = last.get(unit);
+        if (before !== undefined)
+          assert.equal(e.from, before, `${unit} at step ${e.step} continues from ${before}`);
+        last.set(unit, e.to);
+      }
+      assert.equal(
+        sumOf(samples, "reluwatch_commit_failures_total", { guarantee: "exactly_once" }),
+        0,
+        "no transaction failed in the restarted process",
+      );
+      b.child.kill("SIGTERM");
+      assert.equal(await exitWithin(b, 30_000), 0);
+    });
 
   test("the transactional producer: a successor with the same id aborts the open transaction and fences the old producer", async () => {
     const topic = uniqueTopic("eos-fence");

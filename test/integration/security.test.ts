@@ -88,50 +88,50 @@ describe("TLS + SASL/SCRAM", () => {
   });
 
   for (const client of KAFKA_CLIENTS)
-  test(`the SDK publishes and consume (${client}) reads over SASL_SSL; /metrics equals the offline detector`, async () => {
-    const topic = uniqueTopic("secure");
-    // A broker that just started may not know a new topic's leader at once; creating again is harmless.
-    for (const [name, partitions] of [
-      [topic, 2],
-      [`${topic}.events`, 1],
-    ] as const) {
-      await waitFor(`topic ${name}`, () => createTopic(setup, name, partitions).then(() => true));
-    }
-    const snapshots = scenarioSnapshots("born-dead", { seed: 31, steps: 400 });
+    test(`the SDK publishes and consume (${client}) reads over SASL_SSL; /metrics equals the offline detector`, async () => {
+      const topic = uniqueTopic("secure");
+      // A broker that just started may not know a new topic's leader at once; creating again is harmless.
+      for (const [name, partitions] of [
+        [topic, 2],
+        [`${topic}.events`, 1],
+      ] as const) {
+        await waitFor(`topic ${name}`, () => createTopic(setup, name, partitions).then(() => true));
+      }
+      const snapshots = scenarioSnapshots("born-dead", { seed: 31, steps: 400 });
 
-    const publisher = new SnapshotPublisher({
-      brokers: [broker.secure],
-      topic,
-      overflow: "wait",
-      kafka: {
-        ssl: { ca: [readFileSync(broker.caFile, "utf8")] },
-        sasl: { mechanism: "scram-sha-256", username: SCRAM_USER, password: SCRAM_PASSWORD },
-      },
+      const publisher = new SnapshotPublisher({
+        brokers: [broker.secure],
+        topic,
+        overflow: "wait",
+        kafka: {
+          ssl: { ca: [readFileSync(broker.caFile, "utf8")] },
+          sasl: { mechanism: "scram-sha-256", username: SCRAM_USER, password: SCRAM_PASSWORD },
+        },
+      });
+      await publisher.connect();
+      for (const s of snapshots) await publisher.publish(s);
+      const stats = await publisher.close();
+      assert.equal(stats.sent, snapshots.length);
+
+      const consumer = await startConsumerProcess(
+        [...consumerArgs([broker.secure], topic), ...secureFlags(broker), "--kafka-client", client],
+        { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
+      );
+      consumers.push(consumer);
+      const { samples } = await waitFor(
+        "every snapshot applied over SASL_SSL",
+        async () => {
+          const s = await scrape(consumer.baseUrl);
+          return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
+            ? s
+            : undefined;
+        },
+        120_000,
+      );
+      assertLayersMatch(samples, referenceDetector(snapshots).detector.summaries());
+      consumer.child.kill("SIGTERM");
+      assert.equal(await consumer.exited, 0);
     });
-    await publisher.connect();
-    for (const s of snapshots) await publisher.publish(s);
-    const stats = await publisher.close();
-    assert.equal(stats.sent, snapshots.length);
-
-    const consumer = await startConsumerProcess(
-      [...consumerArgs([broker.secure], topic), ...secureFlags(broker), "--kafka-client", client],
-      { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
-    );
-    consumers.push(consumer);
-    const { samples } = await waitFor(
-      "every snapshot applied over SASL_SSL",
-      async () => {
-        const s = await scrape(consumer.baseUrl);
-        return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
-          ? s
-          : undefined;
-      },
-      120_000,
-    );
-    assertLayersMatch(samples, referenceDetector(snapshots).detector.summaries());
-    consumer.child.kill("SIGTERM");
-    assert.equal(await consumer.exited, 0);
-  });
 
   test("the Python Publisher publishes over SASL_SSL with the same settings; /metrics equals the offline detector", async () => {
     assert.ok(existsSync(python), `${python} is missing: run \`make .venv\` (the test target does)`);
@@ -192,36 +192,36 @@ describe("TLS + SASL/SCRAM", () => {
   }
 
   for (const client of KAFKA_CLIENTS)
-  for (const [name, password, caFile] of [
-    ["a wrong password", "not-the-password", undefined],
-    ["a CA that did not sign the broker's certificate", SCRAM_PASSWORD, "untrusted"],
-  ] as const) {
-    test(`consume (${client}) with ${name} exits non-zero with one line naming the cause`, async () => {
-      const topic = uniqueTopic("secure-refused");
-      await waitFor(`topic ${topic}`, () => createTopic(setup, topic, 1).then(() => true));
-      const consumer = await startConsumerProcess(
-        [
-          ...consumerArgs([broker.secure], topic),
-          ...secureFlags(broker, caFile === "untrusted" ? broker.untrustedCaFile : broker.caFile),
-          "--kafka-client",
-          client,
-        ],
-        { RELUWATCH_SASL_PASSWORD: password },
-      );
-      consumers.push(consumer);
-      const code = await Promise.race([
-        consumer.exited,
-        new Promise((resolve) => setTimeout(() => resolve("still running after 90 s"), 90_000)),
-      ]);
-      assert.notEqual(code, "still running after 90 s", "a refused connection must not hang");
-      assert.notEqual(code, 0);
-      const failed = consumer.logs.filter((l) => l.event === "consumer_failed");
-      assert.equal(failed.length, 1, JSON.stringify(consumer.logs.slice(-5)));
-      assert.equal(failed[0]!.code, caFile ? "KAFKA_TLS_FAILED" : "KAFKA_AUTH_FAILED");
-      const raw = consumer.logs.flatMap((l) => (typeof l.raw === "string" ? [l.raw] : []));
-      assert.doesNotMatch(raw.join("\n"), STACK_FRAME);
-    });
-  }
+    for (const [name, password, caFile] of [
+      ["a wrong password", "not-the-password", undefined],
+      ["a CA that did not sign the broker's certificate", SCRAM_PASSWORD, "untrusted"],
+    ] as const) {
+      test(`consume (${client}) with ${name} exits non-zero with one line naming the cause`, async () => {
+        const topic = uniqueTopic("secure-refused");
+        await waitFor(`topic ${topic}`, () => createTopic(setup, topic, 1).then(() => true));
+        const consumer = await startConsumerProcess(
+          [
+            ...consumerArgs([broker.secure], topic),
+            ...secureFlags(broker, caFile === "untrusted" ? broker.untrustedCaFile : broker.caFile),
+            "--kafka-client",
+            client,
+          ],
+          { RELUWATCH_SASL_PASSWORD: password },
+        );
+        consumers.push(consumer);
+        const code = await Promise.race([
+          consumer.exited,
+          new Promise((resolve) => setTimeout(() => resolve("still running after 90 s"), 90_000)),
+        ]);
+        assert.notEqual(code, "still running after 90 s", "a refused connection must not hang");
+        assert.notEqual(code, 0);
+        const failed = consumer.logs.filter((l) => l.event === "consumer_failed");
+        assert.equal(failed.length, 1, JSON.stringify(consumer.logs.slice(-5)));
+        assert.equal(failed[0]!.code, caFile ? "KAFKA_TLS_FAILED" : "KAFKA_AUTH_FAILED");
+        const raw = consumer.logs.flatMap((l) => (typeof l.raw === "string" ? [l.raw] : []));
+        assert.doesNotMatch(raw.join("\n"), STACK_FRAME);
+      });
+    }
 
   test("a publisher with a wrong password fails connect() with the broker's reason", async () => {
     const publisher = new SnapshotPublisher({

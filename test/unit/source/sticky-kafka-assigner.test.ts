@@ -8,17 +8,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { AssignerProtocol, type Cluster, type Consumer, type GroupMember, type Logger } from "kafkajs";
+import { reluwatchAssigners, StickyMembership, stickyAssigner } from "../../../src/source/kafka-assigner.js";
+import { stickyAssignment } from "../../../src/source/sticky-assignment.js";
 import {
   decodeOwnership,
   encodeOwnership,
   OWNERSHIP_FORMAT_VERSION,
   OwnershipFormatError,
-  reluwatchAssigners,
   STICKY_ASSIGNER_NAME,
-  StickyMembership,
-  stickyAssigner,
-} from "../../../src/source/kafka-assigner.js";
-import { stickyAssignment } from "../../../src/source/sticky-assignment.js";
+} from "../../../src/source/sticky-ownership.js";
 import { propertyParams } from "../../support/property.js";
 
 test("ownership data round-trips: generation and partitions by topic", () => {
