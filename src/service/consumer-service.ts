@@ -75,12 +75,13 @@ export async function startConsumerService(
   const source =
     settings.kafka_client === "platformatic"
       ? new PlatformaticSnapshotSource(
-          createPlatformaticConsumer(settings.kafka, settings.group, (memberId, reason) =>
-            log.warn(
-              { event: "assignment_claims_undecodable", member_id: memberId, reason },
-              "a member's partition claims do not decode; it is treated as owning nothing",
+          () =>
+            createPlatformaticConsumer(settings.kafka, settings.group, (memberId, reason) =>
+              log.warn(
+                { event: "assignment_claims_undecodable", member_id: memberId, reason },
+                "a member's partition claims do not decode; it is treated as owning nothing",
+              ),
             ),
-          ),
           {
             topic: settings.topic,
             group: settings.group,

@@ -114,8 +114,16 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     };
   });
 
+  private client: PlatformaticConsumer | undefined;
+
+  /**
+   * `consumer` may be a factory, called at the first use (start, or an
+   * offset lookup): the client validates its options as it is built, and
+   * built late, a name it refuses fails the running source like any other
+   * Kafka condition instead of the process before it could say why.
+   */
   constructor(
-    private readonly consumer: PlatformaticConsumer,
+    private readonly consumerOrFactory: PlatformaticConsumer | (() => PlatformaticConsumer),
     private readonly options: PlatformaticSourceOptions,
   ) {
     this.topic = options.topic;
@@ -126,7 +134,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       async committed(partitions) {
         const out = new Map<number, bigint | undefined>();
         if (partitions.length === 0) return out;
-        const committed = await consumer.listCommittedOffsets({
+        const committed = await self.consumer.listCommittedOffsets({
           topics: [{ topic, partitions: [...partitions] }],
         });
         const byPartition = committed.get(topic) ?? [];
@@ -137,7 +145,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         return out;
       },
       async offsetsAt(timeMs) {
-        const found = await consumer.listOffsets({ topics: [topic], timestamp: BigInt(timeMs) });
+        const found = await self.consumer.listOffsets({ topics: [topic], timestamp: BigInt(timeMs) });
         const out = new Map<number, bigint | undefined>();
         for (const [p, o] of (found.get(topic) ?? []).entries()) out.set(p, o >= 0n ? o : undefined);
         return out;
@@ -145,7 +153,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       async endOffsets(partitions) {
         const out = new Map<number, bigint>();
         if (partitions.length === 0) return out;
-        const ends = await consumer.listOffsets({
+        const ends = await self.consumer.listOffsets({
           topics: [topic],
           partitions: { [topic]: [...partitions] },
           timestamp: LATEST,
@@ -168,20 +176,28 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         const state = self.partitions.get(partition);
         if (!state)
           throw new Error(`partition ${partition} of ${topic} is no longer assigned to this instance`);
-        await consumer.commit({
+        await self.consumer.commit({
           offsets: [{ topic, partition, offset, leaderEpoch: state.leaderEpoch }],
         });
       },
     };
+  }
+
+  private get consumer(): PlatformaticConsumer {
+    if (this.client) return this.client;
+    const consumer =
+      typeof this.consumerOrFactory === "function" ? this.consumerOrFactory() : this.consumerOrFactory;
     consumer.on("consumer:group:join", ({ assignments }) => this.onJoin(assignments ?? []));
     // The client emits "error" when a rejoin after a rebalance failed; it then has no membership left.
     consumer.on("error", (err: Error) => this.onMembershipLost(err));
+    this.client = consumer;
+    return consumer;
   }
 
   notReadyReason(): string | undefined {
     if (this.fatal) return `consumer stopped: ${this.fatal.message}`;
     if (this.stopping) return "shutting down";
-    if (!this.joined || !this.consumer.isActive())
+    if (!this.joined || !this.client?.isActive())
       return `joining consumer group ${this.options.group} on topic ${this.options.topic}`;
     return undefined;
   }
@@ -196,7 +212,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     this.stopping = true;
     clearTimeout(this.retryTimer);
     // Leaving the group hands the partitions over now rather than after the session timeout.
-    await this.consumer.close(true);
+    await this.client?.close(true);
     await this.options.fetchPool?.close();
   }
 
