@@ -28,7 +28,7 @@
  * snapshots, default 40), BENCH_SOAK_S, BENCH_SOAK_WARMUP_S, BENCH_SOAK_COMPRESSION (the
  * generator's: none by default, zstd | gzip), BENCH_SCALE_S, BENCH_SCALE_RUNS
  * (default 1), BENCH_SERVICE_CLIENT (the client of the soak and scale-out service, default
- * kafkajs), and BENCH_ONLY=soak with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
+ * the `kafka_client` setting's default), and BENCH_ONLY=soak with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
  *
  * Every consumer runs in its own process (bench/lib/consumer-worker.ts), so its
  * CPU time and memory are its own. Rates are taken from the first to the last
@@ -72,7 +72,9 @@ const SCALE_RUNS = Number(process.env.BENCH_SCALE_RUNS ?? 1);
 const MIN_OVERLAP_S = 30;
 /** Seconds one instance may consume alone before the second has joined and the group rebalanced. */
 const JOIN_ALLOWANCE_S = 15;
-const SERVICE_CLIENT = process.env.BENCH_SERVICE_CLIENT ?? "kafkajs";
+/** The soak and the scale-out measure the service as deployed: with the default client unless told otherwise. */
+const SERVICE_CLIENT =
+  process.env.BENCH_SERVICE_CLIENT ?? loadSettings({ flags: {}, env: {}, groups: ["service"] }).kafka_client;
 /**
  * Every service group is new: with start_from's default (lookback) it would rebuild the topic with
  * its events suppressed, not process it; earliest processes it live, events, commits and all, as a

@@ -199,9 +199,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     name: "kafka_client",
     type: "enum",
     values: KAFKA_CLIENTS,
-    default: "kafkajs",
+    default: "platformatic",
     group: "service",
-    doc: "Kafka client that fetches the snapshot topic: kafkajs, or @platformatic/kafka (faster fetching, see docs/architecture.md). Events, dead letters and the state topic are written with kafkajs either way.",
+    doc: "Kafka client that fetches the snapshot topic: @platformatic/kafka (the faster, see docs/benchmarks.md), or kafkajs. Events, dead letters and the state topic are written with kafkajs either way.",
   },
   {
     name: "metrics_port",
