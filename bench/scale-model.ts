@@ -44,7 +44,8 @@ export interface MeasuredInputs {
   service_client: string;
   /** Scale-out on the bench machine, when measured: 2 instances while both consumed / 1 instance. */
   scale_out?: {
-    ratio: number;
+    /** null when both consumed together too briefly for the ratio to count (bench/e2e.ts MIN_OVERLAP_S). */
+    ratio: number | null;
     overlap_s: number;
     one_per_cpu_s: number;
     two_per_cpu_s: number;
@@ -187,7 +188,7 @@ export function inputsFrom(bench: any): MeasuredInputs {
   const scaleOut =
     so?.runs && Number.isFinite(so.overlap_snapshots_per_cpu_s.median)
       ? {
-          ratio: so.ratio_to_one_instance.median as number,
+          ratio: (so.ratio_to_one_instance.median as number | null) ?? null,
           overlap_s: so.overlap_s.median as number,
           one_per_cpu_s: so.one_instance_snapshots_per_cpu_s.median as number,
           two_per_cpu_s: so.overlap_snapshots_per_cpu_s.median as number,
@@ -276,7 +277,7 @@ export function renderScaling(bench: unknown, source: string): string {
     `| per-core throughput (consumer cost) | ${n(m.service_unit_updates_per_cpu_s / 1e6, 1)}M unit-updates per CPU-second (${n(m.service_unit_updates_per_cpu_s / 4096)} snapshots of 4,096 units), kafka_client=${m.service_client} | ${m.service_cost_source} |`,
     ...(m.scale_out
       ? [
-          `| scale-out on the bench machine | 2 instances / 1: ×${n(m.scale_out.ratio, 2)} over ${n(m.scale_out.overlap_s)} s of both consuming; ${n(m.scale_out.one_per_cpu_s)} / ${n(m.scale_out.two_per_cpu_s)} snapshots per CPU-second | e2e scale-out, on ${m.scale_out.cores} cores shared with the broker: the ratio is that machine's, the per-CPU-second figures are what carries over to others |`,
+          `| scale-out on the bench machine | 2 instances / 1: ${m.scale_out.ratio === null ? "no ratio (too short to count)" : `×${n(m.scale_out.ratio, 2)}`} over ${n(m.scale_out.overlap_s)} s of both consuming; ${n(m.scale_out.one_per_cpu_s)} / ${n(m.scale_out.two_per_cpu_s)} snapshots per CPU-second | e2e scale-out, on ${m.scale_out.cores} cores shared with the broker: the ratio is that machine's, the per-CPU-second figures are what carries over to others |`,
         ]
       : []),
     `| detector state | ${n(m.bytes_per_unit, 1)} bytes per tracked unit | core: bytes/unit at 1M units, with sums |`,
