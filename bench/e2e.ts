@@ -72,6 +72,8 @@ const SCALE_RUNS = Number(process.env.BENCH_SCALE_RUNS ?? 1);
 const MIN_OVERLAP_S = 30;
 /** Seconds one instance may consume alone before the second has joined and the group rebalanced. */
 const JOIN_ALLOWANCE_S = 15;
+/** Headroom over the fastest single-instance rate measured when sizing the scale-out topic. */
+const SCALE_SIZING_MARGIN = 1.25;
 /** The soak and the scale-out measure the service as deployed: with the default client unless told otherwise. */
 const SERVICE_CLIENT =
   process.env.BENCH_SERVICE_CLIENT ?? loadSettings({ flags: {}, env: {}, groups: ["service"] }).kafka_client;
@@ -596,7 +598,16 @@ async function measureThroughput() {
   const serviceMax = (throughput[serviceRound] as { steady_snapshots_per_s: Figure }).steady_snapshots_per_s
     .median;
 
-  const scaleOut = await measureScaleOut(serviceMax);
+  // Sized from the fastest single-instance rate any round saw, with a margin: the scale-out topic (zstd,
+  // one step repeated) runs faster than the throughput topic's steady median, and a topic sized from that
+  // median ran out before the two instances had consumed together for MIN_OVERLAP_S.
+  const fastest = Math.max(
+    ...rounds.flatMap((round) => {
+      const r = inRound(round, serviceRound);
+      return [r.snapshots_per_s, r.steady_snapshots_per_s].filter(Number.isFinite);
+    }),
+  );
+  const scaleOut = await measureScaleOut(SCALE_SIZING_MARGIN * fastest);
   const publisherOut = await measurePublisher();
 
   return { N, fill: filled, throughput, ratios, targets, rounds, scaleOut, publisherOut, serviceMax };
@@ -604,12 +615,12 @@ async function measureThroughput() {
 
 // ---- scale-out: one instance, then two in one group, on a topic big enough for both to be busy ----
 
-async function measureScaleOut(oneInstanceRate: number) {
+async function measureScaleOut(sizingRate: number) {
   // Two instances at most double one: a topic that lasts SCALE_S at twice the rate keeps both busy that
   // long, once both are in. Until the second has joined (it took ~9 s on 2 busy cores) the first consumes alone.
   const steps = Math.max(
     STEPS,
-    Math.ceil((oneInstanceRate * (2 * SCALE_S + JOIN_ALLOWANCE_S)) / template.length),
+    Math.ceil((sizingRate * (2 * SCALE_S + JOIN_ALLOWANCE_S)) / template.length),
   );
   const topic = `bench.scale.${stamp}`;
   // zstd, the publishers' default: the fill is several times cheaper than gzip's, and it is the same for 1 and 2.
@@ -718,7 +729,7 @@ async function measureScaleOut(oneInstanceRate: number) {
     partitions: PARTITIONS,
     client: SERVICE_CLIENT,
     fill: filled,
-    sized_for: { one_instance_rate: oneInstanceRate, overlap_s: SCALE_S, join_allowance_s: JOIN_ALLOWANCE_S },
+    sized_for: { one_instance_rate: sizingRate, overlap_s: SCALE_S, join_allowance_s: JOIN_ALLOWANCE_S },
     min_overlap_s: MIN_OVERLAP_S,
     overlap_s: overlap,
     one_instance_snapshots_per_s: figure(runs.map((x) => x.one_instance.steady_snapshots_per_s)),
