@@ -9,15 +9,12 @@
  * one partition while its batch is in the handler, and a position moved
  * while a fetch is in flight is overwritten when that fetch lands.
  *
- * What this loop guarantees: a partition has at most one batch in the
- * handler, and the batch it gets next starts where the handler said it
- * stopped (the offset after the one it resolved with; the same batch again
- * when it resolved with undefined). While a batch is in the handler the next
- * one is fetched from the offset after it, so the handler does not wait a
- * round trip between batches; it is handed over only if the handler finished
- * the whole batch, and dropped (fetched again from where the handler stopped)
- * otherwise. A seek, a lost partition or stop() makes the batch in hand stale,
- * and a fetch that was in flight meanwhile, or read ahead, is dropped. At most PARTITIONS_IN_FLIGHT partitions are fetched or handled at
+ * What this loop guarantees: a partition has at most one batch in flight,
+ * fetched or in the handler, and its next fetch starts where the handler said
+ * it stopped (the offset after the one it resolved with; the same batch again
+ * when it resolved with undefined). A seek, a lost partition or stop() makes
+ * the batch in hand stale, and a fetch that was in flight meanwhile is
+ * dropped. At most PARTITIONS_IN_FLIGHT partitions are fetched or handled at
  * once, as with kafkajs. A partition newly assigned starts at the group's
  * committed offset, or at the log start when the group never committed there.
  */
@@ -79,35 +76,14 @@ const FATAL_CODES = new Set([
   "TOPIC_INVALID",
 ]);
 
-interface FetchedBatch {
-  /** The offset it was fetched from, and the position epoch it was fetched in. */
-  offset: bigint;
-  epoch: number;
-  records: SourceRecord[];
-  last: bigint;
-  /** The offset after its last batch, transaction markers included. */
-  end: bigint;
-  highWatermark: bigint | undefined;
-}
-
-interface FetchAsked {
-  state: PartitionState;
-  epoch: number;
-  offset: bigint;
-}
-
 interface PartitionState {
   readonly partition: number;
   /** Next offset to fetch; undefined while where it starts is being looked up. */
   position: bigint | undefined;
   /** Bumped by every move of the position from outside the loop (seek, restart); older batches are stale. */
   epoch: number;
-  /** A fetch of this partition is in flight. */
-  fetching: boolean;
-  /** A batch of this partition is in the handler: its last record and the offset after the batch. */
-  inHand: { last: bigint; end: bigint } | undefined;
-  /** The batch after the one in hand, fetched while the handler worked on that one. */
-  ahead: FetchedBatch | undefined;
+  /** A fetch or a batch of this partition is in flight. */
+  busy: boolean;
   /** Leader epoch of the newest batch, passed on with commits. */
   leaderEpoch: number;
 }
@@ -252,9 +228,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         partition,
         position: undefined,
         epoch: 0,
-        fetching: false,
-        inHand: undefined,
-        ahead: undefined,
+        busy: false,
         leaderEpoch: -1,
       });
     this.joined = true;
@@ -330,23 +304,15 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
   private async fetchRound(): Promise<void> {
     if (this.stopping || this.fatal || this.retryTimer || !this.handler) return;
     let inFlight = 0;
-    let handling = 0;
     const ready: PartitionState[] = [];
-    const readAhead: PartitionState[] = [];
     for (const state of this.partitions.values()) {
-      if (state.fetching || state.inHand) inFlight++;
-      if (state.inHand) handling++;
-      if (state.fetching) continue;
-      // The next batch of a partition in the handler is fetched meanwhile, so the handler never waits for
-      // a round trip between two batches; one batch ahead at most.
-      if (state.inHand) {
-        if (state.ahead === undefined) readAhead.push(state);
-      } else if (state.position !== undefined) ready.push(state);
+      if (state.busy) inFlight++;
+      else if (state.position !== undefined) ready.push(state);
     }
     // A node serves one fetch at a time, so a partition whose batch finishes waits for the poll in flight:
     // while batches are in the handler, polls are short.
-    const maxWaitTime = handling > 0 ? BUSY_POLL_MS : FETCH_LIMITS.maxWaitTime;
-    if (readAhead.length === 0 && (ready.length === 0 || inFlight >= PARTITIONS_IN_FLIGHT)) return;
+    const maxWaitTime = inFlight > 0 ? BUSY_POLL_MS : FETCH_LIMITS.maxWaitTime;
+    if (ready.length === 0 || inFlight >= PARTITIONS_IN_FLIGHT) return;
     let metadata: Awaited<ReturnType<PlatformaticConsumer["metadata"]>>;
     try {
       metadata = await this.consumer.metadata({ topics: [this.topic] });
@@ -359,27 +325,21 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       this.fetchFailed(new Error(`no metadata for topic ${this.topic}`));
       return;
     }
-    const byNode = new Map<number, FetchAsked[]>();
-    const ask = (state: PartitionState, offset: bigint): boolean => {
-      const node = topicMetadata.partitions[state.partition]?.leader ?? -1;
-      if (node < 0 || this.fetchingFrom.has(node)) return false;
-      const list = byNode.get(node) ?? [];
-      list.push({ state, epoch: state.epoch, offset });
-      byNode.set(node, list);
-      state.fetching = true;
-      return true;
-    };
-    // Another await may have moved any of them meanwhile.
-    const current = (state: PartitionState) =>
-      !state.fetching && this.partitions.get(state.partition) === state;
-    for (const state of readAhead)
-      if (current(state) && state.inHand && state.ahead === undefined) ask(state, state.inHand.end);
     // Rotates the starting partition so a cap below the partition count serves every partition in turn.
-    const start = ready.length > 0 ? this.rotation++ % ready.length : 0;
+    const start = this.rotation++ % ready.length;
+    const byNode = new Map<number, Array<{ state: PartitionState; epoch: number; offset: bigint }>>();
     for (let i = 0; i < ready.length && inFlight < PARTITIONS_IN_FLIGHT; i++) {
       const state = ready[(start + i) % ready.length]!;
-      if (!current(state) || state.inHand || state.position === undefined) continue;
-      if (ask(state, state.position)) inFlight++;
+      // Another await may have taken it meanwhile.
+      if (state.busy || state.position === undefined || this.partitions.get(state.partition) !== state)
+        continue;
+      const node = topicMetadata.partitions[state.partition]?.leader ?? -1;
+      if (node < 0 || this.fetchingFrom.has(node)) continue;
+      const list = byNode.get(node) ?? [];
+      list.push({ state, epoch: state.epoch, offset: state.position });
+      byNode.set(node, list);
+      state.busy = true;
+      inFlight++;
     }
     for (const [node, asked] of byNode) {
       this.fetchingFrom.add(node);
@@ -410,18 +370,22 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     }
   }
 
-  private fetched(response: FetchResponse, asked: FetchAsked[]): void {
+  private fetched(
+    response: FetchResponse,
+    asked: Array<{ state: PartitionState; epoch: number; offset: bigint }>,
+  ): void {
     this.backoffMs = this.options.initialBackoffMs ?? 500;
     const answers = new Map<number, FetchResponse["responses"][number]["partitions"][number]>();
     for (const t of response.responses) for (const p of t.partitions) answers.set(p.partitionIndex, p);
     for (const { state, epoch, offset } of asked) {
-      state.fetching = false;
       const answer = answers.get(state.partition);
       const current = this.partitions.get(state.partition) === state && state.epoch === epoch;
-      if (!answer || !current || this.stopping) continue;
+      if (!answer || !current || this.stopping) {
+        state.busy = false;
+        continue;
+      }
       const records: SourceRecord[] = [];
       let end = offset;
-      let last = offset;
       for (const batch of answer.records ?? []) {
         end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
         state.leaderEpoch = batch.partitionLeaderEpoch;
@@ -430,7 +394,6 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
           const at = batch.firstOffset + BigInt(r.offsetDelta);
           // A fetch starts at the batch holding the offset asked for, not at the offset.
           if (at < offset) continue;
-          last = at;
           records.push({
             topic: this.topic,
             partition: state.partition,
@@ -443,27 +406,22 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       }
       if (records.length === 0) {
         // Only transaction markers or compacted-away offsets: step over them, or the same fetch repeats for ever.
-        if (end > offset) {
-          if (state.inHand && state.inHand.end === offset) state.inHand.end = end;
-          else if (!state.inHand && state.position === offset) state.position = end;
-        }
+        if (end > offset) state.position = end;
+        state.busy = false;
         continue;
       }
-      const highWatermark = answer.highWatermark >= 0n ? answer.highWatermark : undefined;
-      const fetched: FetchedBatch = { offset, epoch, records, last, end, highWatermark };
-      // Read ahead: it waits for the batch in hand. Otherwise it goes to the handler if the partition is
-      // still where it was fetched from (a batch that finished short of it moved it elsewhere).
-      if (state.inHand) {
-        if (state.inHand.end === offset) state.ahead = fetched;
-      } else if (state.position === offset) void this.deliver(state, fetched);
+      void this.deliver(state, epoch, records, answer.highWatermark >= 0n ? answer.highWatermark : undefined);
     }
   }
 
-  private async deliver(state: PartitionState, batch: FetchedBatch): Promise<void> {
-    const { epoch, records, highWatermark } = batch;
+  private async deliver(
+    state: PartitionState,
+    epoch: number,
+    records: SourceRecord[],
+    highWatermark: bigint | undefined,
+  ): Promise<void> {
     const stale = () =>
       this.stopping || this.partitions.get(state.partition) !== state || state.epoch !== epoch;
-    state.inHand = { last: batch.last, end: batch.end };
     try {
       const last = await this.handler!.batch(
         {
@@ -476,8 +434,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         // The client heartbeats on a timer of its own; a long batch only has to let the event loop run it.
         { isStale: stale, heartbeat: () => new Promise((resolve) => setImmediate(resolve)) },
       );
-      // The whole batch done: the next starts after it, past any transaction markers it ended with.
-      if (last !== undefined && !stale()) state.position = last === batch.last ? state.inHand.end : last + 1n;
+      if (last !== undefined && !stale()) state.position = last + 1n;
     } catch (err) {
       if (!stale()) {
         // As a restarted kafkajs consumer would: the partition resumes from the group's committed offset.
@@ -490,17 +447,16 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         void this.startPositions([state.partition]);
       }
     } finally {
-      state.inHand = undefined;
-      const ahead = state.ahead;
-      state.ahead = undefined;
-      if (ahead && !stale() && ahead.epoch === state.epoch && ahead.offset === state.position)
-        void this.deliver(state, ahead);
+      state.busy = false;
       this.scheduleLoop();
     }
   }
 
-  private fetchedError(err: unknown, asked: FetchAsked[]): void {
-    for (const { state } of asked) state.fetching = false;
+  private fetchedError(
+    err: unknown,
+    asked: Array<{ state: PartitionState; epoch: number; offset: bigint }>,
+  ): void {
+    for (const { state } of asked) state.busy = false;
     if (this.stopping) return;
     const outOfRange = outOfRangePartitions(err);
     if (outOfRange.size > 0) {
