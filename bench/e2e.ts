@@ -618,10 +618,7 @@ async function measureThroughput() {
 async function measureScaleOut(sizingRate: number) {
   // Two instances at most double one: a topic that lasts SCALE_S at twice the rate keeps both busy that
   // long, once both are in. Until the second has joined (it took ~9 s on 2 busy cores) the first consumes alone.
-  const steps = Math.max(
-    STEPS,
-    Math.ceil((sizingRate * (2 * SCALE_S + JOIN_ALLOWANCE_S)) / template.length),
-  );
+  const steps = Math.max(STEPS, Math.ceil((sizingRate * (2 * SCALE_S + JOIN_ALLOWANCE_S)) / template.length));
   const topic = `bench.scale.${stamp}`;
   // zstd, the publishers' default: the fill is several times cheaper than gzip's, and it is the same for 1 and 2.
   const filled = await fillFromTemplate(topic, steps, "zstd");
