@@ -87,6 +87,33 @@ describe("TLS + SASL/SCRAM", () => {
     await broker?.stop();
   });
 
+  /** `reluwatch consume` over SASL_SSL until it applied every snapshot; its layers equal the offline detector's. */
+  async function consumeAndMatch(
+    topic: string,
+    snapshots: readonly ActivationSnapshot[],
+    what: string,
+    extraArgs: string[] = [],
+  ): Promise<void> {
+    const consumer = await startConsumerProcess(
+      [...consumerArgs([broker.secure], topic), ...secureFlags(broker), ...extraArgs],
+      { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
+    );
+    consumers.push(consumer);
+    const { samples } = await waitFor(
+      what,
+      async () => {
+        const s = await scrape(consumer.baseUrl);
+        return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
+          ? s
+          : undefined;
+      },
+      120_000,
+    );
+    assertLayersMatch(samples, referenceDetector([...snapshots]).detector.summaries());
+    consumer.child.kill("SIGTERM");
+    assert.equal(await consumer.exited, 0);
+  }
+
   for (const client of KAFKA_CLIENTS)
     test(`the SDK publishes and consume (${client}) reads over SASL_SSL; /metrics equals the offline detector`, async () => {
       const topic = uniqueTopic("secure");
@@ -113,24 +140,10 @@ describe("TLS + SASL/SCRAM", () => {
       const stats = await publisher.close();
       assert.equal(stats.sent, snapshots.length);
 
-      const consumer = await startConsumerProcess(
-        [...consumerArgs([broker.secure], topic), ...secureFlags(broker), "--kafka-client", client],
-        { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
-      );
-      consumers.push(consumer);
-      const { samples } = await waitFor(
-        "every snapshot applied over SASL_SSL",
-        async () => {
-          const s = await scrape(consumer.baseUrl);
-          return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
-            ? s
-            : undefined;
-        },
-        120_000,
-      );
-      assertLayersMatch(samples, referenceDetector(snapshots).detector.summaries());
-      consumer.child.kill("SIGTERM");
-      assert.equal(await consumer.exited, 0);
+      await consumeAndMatch(topic, snapshots, "every snapshot applied over SASL_SSL", [
+        "--kafka-client",
+        client,
+      ]);
     });
 
   test("the Python Publisher publishes over SASL_SSL with the same settings; /metrics equals the offline detector", async () => {
@@ -147,24 +160,7 @@ describe("TLS + SASL/SCRAM", () => {
     const stats = JSON.parse(published.stdout) as { sent: number; failed: number; dropped: number };
     assert.deepEqual([stats.sent, stats.failed, stats.dropped], [snapshots.length, 0, 0]);
 
-    const consumer = await startConsumerProcess(
-      [...consumerArgs([broker.secure], topic), ...secureFlags(broker)],
-      { RELUWATCH_SASL_PASSWORD: SCRAM_PASSWORD },
-    );
-    consumers.push(consumer);
-    const { samples } = await waitFor(
-      "every Python-published snapshot applied over SASL_SSL",
-      async () => {
-        const s = await scrape(consumer.baseUrl);
-        return sumOf(s.samples, "reluwatch_snapshots_total", { result: "ok" }) === snapshots.length
-          ? s
-          : undefined;
-      },
-      120_000,
-    );
-    assertLayersMatch(samples, referenceDetector(snapshots).detector.summaries());
-    consumer.child.kill("SIGTERM");
-    assert.equal(await consumer.exited, 0);
+    await consumeAndMatch(topic, snapshots, "every Python-published snapshot applied over SASL_SSL");
   });
 
   for (const [name, password, untrusted, code] of [
