@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { KAFKA_CLIENTS } from "../../src/config/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import { runCli, STACK_FRAME, startCli } from "../support/cli-process.js";
 import {
@@ -128,18 +129,23 @@ describe("reluwatch consume: a condition waiting does not fix", () => {
     if (consumer && consumer.child.exitCode === null) consumer.child.kill("SIGKILL");
   });
 
-  test("a topic name Kafka refuses: one fatal log line with the code, exit 1", async () => {
-    const broker = await getBroker();
-    const topic = `${uniqueTopic("refused")} name`;
-    consumer = await startConsumerProcess(consumerArgs(broker.brokers, topic));
-    assert.equal(await consumer.exited, 1);
-    const fatal = consumer.logs.filter((l) => l.event === "consumer_failed");
-    assert.equal(fatal.length, 1);
-    assert.equal(fatal[0]!.code, "TOPIC_INVALID");
-    assert.match(String(fatal[0]!.error), /refuses the name of topic .* name.*check --topic/);
-    assert.ok(!consumer.logs.some((l) => l.event === "waiting_for_kafka"), "not waited for");
-    assertNoStackTrace(consumer.logs);
-  });
+  for (const client of KAFKA_CLIENTS)
+    test(`a topic name Kafka refuses (${client}): one fatal log line with the code, exit 1`, async () => {
+      const broker = await getBroker();
+      const topic = `${uniqueTopic("refused")} name`;
+      consumer = await startConsumerProcess([
+        ...consumerArgs(broker.brokers, topic),
+        "--kafka-client",
+        client,
+      ]);
+      assert.equal(await consumer.exited, 1);
+      const fatal = consumer.logs.filter((l) => l.event === "consumer_failed");
+      assert.equal(fatal.length, 1);
+      assert.equal(fatal[0]!.code, "TOPIC_INVALID");
+      assert.match(String(fatal[0]!.error), /refuses the name of topic .* name.*check --topic/);
+      assert.ok(!consumer.logs.some((l) => l.event === "waiting_for_kafka"), "not waited for");
+      assertNoStackTrace(consumer.logs);
+    });
 });
 
 describe("one-shot commands: one line naming what to fix, exit code 1", { concurrency: true }, () => {
