@@ -86,6 +86,23 @@ interface PartitionState {
   busy: boolean;
   /** Leader epoch of the newest batch, passed on with commits. */
   leaderEpoch: number;
+  /** The high watermark the newest answer for this partition reported, and when; undefined before one. */
+  highWatermark: bigint | undefined;
+  answeredAt: number;
+}
+
+/**
+ * Nothing left to read as of the partition's recent answer: a fetch of it alone would be held for
+ * maxWaitTime. An answer older than that says nothing of records written since, so a partition
+ * under a steady backlog elsewhere is not passed over for long.
+ */
+function caughtUp(state: PartitionState, now: number): boolean {
+  return (
+    state.highWatermark !== undefined &&
+    state.position !== undefined &&
+    state.position >= state.highWatermark &&
+    now - state.answeredAt < FETCH_LIMITS.maxWaitTime
+  );
 }
 
 export class PlatformaticSnapshotSource implements SnapshotSource {
@@ -230,6 +247,8 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         epoch: 0,
         busy: false,
         leaderEpoch: -1,
+        highWatermark: undefined,
+        answeredAt: 0,
       });
     this.joined = true;
     this.handler?.assignment(mine);
@@ -325,11 +344,16 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       this.fetchFailed(new Error(`no metadata for topic ${this.topic}`));
       return;
     }
-    // Rotates the starting partition so a cap below the partition count serves every partition in turn.
+    // Rotates the starting partition so a cap below the partition count serves every partition in turn,
+    // those with records left first: a fetch of caught-up partitions alone is held for maxWaitTime while
+    // the backlog of the others waits behind it.
     const start = this.rotation++ % ready.length;
+    const rotated = ready.map((_, i) => ready[(start + i) % ready.length]!);
+    const now = Date.now();
+    const order = [...rotated.filter((s) => !caughtUp(s, now)), ...rotated.filter((s) => caughtUp(s, now))];
     const byNode = new Map<number, Array<{ state: PartitionState; epoch: number; offset: bigint }>>();
-    for (let i = 0; i < ready.length && inFlight < PARTITIONS_IN_FLIGHT; i++) {
-      const state = ready[(start + i) % ready.length]!;
+    for (let i = 0; i < order.length && inFlight < PARTITIONS_IN_FLIGHT; i++) {
+      const state = order[i]!;
       // Another await may have taken it meanwhile.
       if (state.busy || state.position === undefined || this.partitions.get(state.partition) !== state)
         continue;
@@ -383,6 +407,10 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       if (!answer || !current || this.stopping) {
         state.busy = false;
         continue;
+      }
+      if (answer.highWatermark >= 0n) {
+        state.highWatermark = answer.highWatermark;
+        state.answeredAt = Date.now();
       }
       const records: SourceRecord[] = [];
       let end = offset;

@@ -340,6 +340,23 @@ describe("PlatformaticSnapshotSource", () => {
     await s.stop();
   });
 
+  test("partitions with records left are fetched before caught-up ones, whose fetch alone would be held for maxWaitTime", async () => {
+    const k = fakeConsumer({ partitions: 6, committed: [0n, 0n, 0n, 0n, 0n, 0n] });
+    const s = source(k);
+    const h = controlledHandler();
+    await s.start(h.handler);
+    k.join([0, 1, 2, 3, 4, 5]);
+    const first = await k.nextFetch();
+    assert.equal(first.asked.size, PARTITIONS_IN_FLIGHT);
+    // Everything it asked for is at the end of its log.
+    first.respond([...first.asked.keys()].map((p) => partitionAnswer(p, [], 0n)));
+    const unasked = [0, 1, 2, 3, 4, 5].filter((p) => !first.asked.has(p));
+    const next = await k.nextFetch();
+    for (const p of unasked)
+      assert.ok(next.asked.has(p), `partition ${p}, never fetched, is in the next fetch`);
+    await s.stop();
+  });
+
   test("a seek makes the batch in hand stale and the next fetch starts at the sought offset; a fetch in flight is dropped", async () => {
     const k = fakeConsumer({ committed: [5n] });
     const s = source(k);
