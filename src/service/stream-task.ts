@@ -176,6 +176,12 @@ interface TakenCommit {
 
 const PLAN_RETRY_MS = 5_000;
 const MAX_BUFFERED_EFFECTS = 10_000;
+/**
+ * The longest a batch holds the event loop: a fetch brings thousands of snapshots, and while they are
+ * applied nothing else runs (a /metrics scrape, the API, the other partitions' batches, the client's
+ * own heartbeat timer).
+ */
+const YIELD_EVERY_MS = 50;
 const emptyBuffer = (): Buffered => ({ transitions: [], deadLetters: [] });
 
 export class StreamTask implements SourceHandler {
@@ -614,7 +620,7 @@ export class StreamTask implements SourceHandler {
       }
       last = offset;
       plan.position = offset + 1n;
-      if (this.now() - lastBeat > 1000) {
+      if (this.now() - lastBeat > YIELD_EVERY_MS) {
         await control.heartbeat();
         lastBeat = this.now();
       }
