@@ -26,7 +26,7 @@ KAFKA := deploy/kafka-local/kafka.sh
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
 .PHONY: help node install build lint format test test-unit test-integration test-python kafka-up kafka-down kafka-down-all \
-        kafka-jars demo bench profile eval clean system-deps rules rules-test dashboards kustomize metrics-golden
+        kafka-jars demo bench profile eval clean system-deps rules rules-test dashboards docs kustomize metrics-golden
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ $(KUSTOMIZE):
 
 dashboards: install ## regenerate the Grafana dashboard JSON from deploy/grafana/dashboards.ts
 	npx tsx deploy/generate.ts dashboards
+
+docs: install ## regenerate the settings reference in docs/configuration.md from src/config/options.ts
+	npx tsx scripts/gen-docs.ts
 
 metrics-golden: install system-deps ## regenerate test/fixtures/metrics.golden.prom after an intended exporter change
 	UPDATE_GOLDEN=1 $(NODE_TEST) test/unit/sink/exporter-metrics.test.ts
