@@ -49,11 +49,11 @@ module.exports = {
     },
     {
       name: "publisher",
-      comment: "the trainer-side SDK shares only the codec, core types, the Kafka client factory and zstd.",
+      comment: "the trainer-side SDK shares only the codec, core types, the two Kafka client factories, Kafka's error codes and zstd.",
       severity: "error",
       from: { path: "^src/publisher/" },
       to: {
-        path: "^src/(service|sink|sim|demo|eval|cli)/|^src/source/(?!kafka-client\\.ts$|kafka-zstd\\.ts$)",
+        path: "^src/(service|sink|sim|demo|eval|cli)/|^src/source/(?!kafka-client\\.ts$|platformatic-client\\.ts$|kafka-errors\\.ts$|kafka-zstd\\.ts$)",
       },
     },
     layer("sim", "^src/(?!core/|sim/)[^/]+/", "the synthetic fleet needs core types only."),

@@ -41,7 +41,7 @@ import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import { runSimulate } from "../src/cli/simulate-command.js";
 import { encodeSnapshot } from "../src/codec/index.js";
-import { loadSettings } from "../src/config/index.js";
+import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, type KafkaClient, loadSettings } from "../src/config/index.js";
 import type { ActivationSnapshot } from "../src/core/snapshot.js";
 import {
   type PublisherCompression,
@@ -75,16 +75,13 @@ const JOIN_ALLOWANCE_S = 15;
 /** Headroom over the fastest single-instance rate measured when sizing the scale-out topic. */
 const SCALE_SIZING_MARGIN = 1.25;
 /** The soak and the scale-out measure the service as deployed: with the default client unless told otherwise. */
-const SERVICE_CLIENT =
-  process.env.BENCH_SERVICE_CLIENT ?? loadSettings({ flags: {}, env: {}, groups: ["service"] }).kafka_client;
+const SERVICE_CLIENT: string = process.env.BENCH_SERVICE_CLIENT ?? DEFAULT_KAFKA_CLIENT;
 /**
  * Every service group is new: with start_from's default (lookback) it would rebuild the topic with
  * its events suppressed, not process it; earliest processes it live, events, commits and all, as a
  * service in the steady state does.
  */
 const SERVICE_START = "earliest";
-const KAFKA_CLIENTS = ["kafkajs", "platformatic"] as const;
-type Client = (typeof KAFKA_CLIENTS)[number];
 const PARTITIONS = 8;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const LOG_DIR = join(ROOT, "bench", "results", "logs");
@@ -289,7 +286,7 @@ type RoundMode =
   | "platformatic-fetch"
   | "service-platformatic"
   | "platformatic-apply";
-const ROUND_MODES: ReadonlyArray<{ mode: RoundMode; worker: WorkerMode; client?: Client }> = [
+const ROUND_MODES: ReadonlyArray<{ mode: RoundMode; worker: WorkerMode; client?: KafkaClient }> = [
   { mode: "kafkajs-fetch", worker: "kafkajs-fetch" },
   { mode: "service-kafkajs", worker: "service", client: "kafkajs" },
   { mode: "kafkajs-apply", worker: "kafkajs-apply" },
@@ -741,10 +738,16 @@ async function measureScaleOut(sizingRate: number) {
 
 /** SnapshotPublisher's cost per snapshot for each compression: CPU, and bytes on the broker. */
 async function measurePublisher() {
-  async function publisherRun(topic: string, compression: PublisherCompression, n: number) {
+  async function publisherRun(
+    topic: string,
+    client: KafkaClient,
+    compression: PublisherCompression,
+    n: number,
+  ) {
     const publisher = new SnapshotPublisher({
       brokers,
       topic,
+      client,
       overflow: "wait",
       wait_timeout_ms: 60_000,
       compression,
@@ -779,28 +782,32 @@ async function measurePublisher() {
     snapshot_bytes: BYTES_PER_SNAPSHOT,
     snapshots_per_run: PUBLISH_N,
   };
-  for (const compression of PUBLISHER_COMPRESSIONS) {
-    const runs = [];
-    for (let r = 0; r < RUNS; r++) {
-      // A topic per run, so the bytes on disk are this run's alone.
-      const topic = `bench.publisher.${stamp}.${compression}.${r}`;
-      await createTopic(topic);
-      runs.push(await publisherRun(topic, compression, PUBLISH_N));
-      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  const byClient: Record<string, Record<string, unknown>> = {};
+  for (const client of KAFKA_CLIENTS) {
+    byClient[client] = {};
+    for (const compression of PUBLISHER_COMPRESSIONS) {
+      const runs = [];
+      for (let r = 0; r < RUNS; r++) {
+        // A topic per run, so the bytes on disk are this run's alone.
+        const topic = `bench.publisher.${stamp}.${client}.${compression}.${r}`;
+        await createTopic(topic);
+        runs.push(await publisherRun(topic, client, compression, PUBLISH_N));
+        await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+      }
+      const wire = runs.flatMap((x) =>
+        x.wire_bytes_per_snapshot === undefined ? [] : [x.wire_bytes_per_snapshot],
+      );
+      byClient[client][compression] = {
+        snapshots_per_s: figure(runs.map((x) => x.snapshots_per_s)),
+        cpu_us_per_snapshot: figure(runs.map((x) => x.cpu_us_per_snapshot)),
+        publish_call_cpu_us: figure(runs.map((x) => x.publish_call_cpu_us)),
+        ...(wire.length > 0 ? { wire_bytes_per_snapshot: figure(wire) } : {}),
+        load1: load1(),
+      };
+      log(`publisher ${client} ${compression}: ${JSON.stringify(byClient[client][compression])}`);
     }
-    const wire = runs.flatMap((x) =>
-      x.wire_bytes_per_snapshot === undefined ? [] : [x.wire_bytes_per_snapshot],
-    );
-    publisherOut[compression] = {
-      snapshots_per_s: figure(runs.map((x) => x.snapshots_per_s)),
-      cpu_us_per_snapshot: figure(runs.map((x) => x.cpu_us_per_snapshot)),
-      publish_call_cpu_us: figure(runs.map((x) => x.publish_call_cpu_us)),
-      ...(wire.length > 0 ? { wire_bytes_per_snapshot: figure(wire) } : {}),
-      load1: load1(),
-    };
-    log(`publisher ${compression}: ${JSON.stringify(publisherOut[compression])}`);
   }
-  return publisherOut;
+  return { ...publisherOut, clients: byClient };
 }
 
 // BENCH_ONLY=publisher: only the publisher round, printed as JSON (to repeat it without the rest).

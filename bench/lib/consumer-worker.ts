@@ -227,7 +227,7 @@ async function runService(): Promise<void> {
     env: config.kafkaClient ? { RELUWATCH_KAFKA_CLIENT: config.kafkaClient } : {},
     groups: CONSUME_GROUPS,
   });
-  const requested = (settings as unknown as Record<string, unknown>).kafka_client;
+  const requested = (settings.kafka as unknown as Record<string, unknown>).kafka_client;
   // The service's log, on stderr as usual, read on the way for the line that says what it consumes with.
   const log = pino(
     { name: "consume", level: settings.log_level, base: { svc: "reluwatch" } },

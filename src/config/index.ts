@@ -10,6 +10,7 @@ export {
 } from "./load.js";
 export {
   CONSUME_GROUPS,
+  DEFAULT_KAFKA_CLIENT,
   envOf,
   flagOf,
   KAFKA_CLIENTS,

@@ -10,7 +10,15 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { type DetectorConfig, DetectorConfigError, resolveDetectorConfig } from "../core/index.js";
 import { DEFAULT_EVENT_POLICY, type EventPolicy } from "../sink/event-policy.js";
-import { envOf, flagOf, type KafkaClient, type OnInvalid, OPTION_SPECS, type OptionSpec } from "./options.js";
+import {
+  DEFAULT_KAFKA_CLIENT,
+  envOf,
+  flagOf,
+  type KafkaClient,
+  type OnInvalid,
+  OPTION_SPECS,
+  type OptionSpec,
+} from "./options.js";
 
 export type { OnInvalid } from "./options.js";
 
@@ -37,6 +45,8 @@ export interface KafkaSettings {
   sasl_mechanism?: SaslMechanism;
   sasl_username?: string;
   sasl_password?: string;
+  /** The client of the snapshot source and of SnapshotPublisher; unset: DEFAULT_KAFKA_CLIENT. */
+  kafka_client?: KafkaClient;
 }
 
 export interface LimitSettings {
@@ -62,8 +72,6 @@ export interface Settings {
   /** Unset unless given: the service derives it from the group and the host name. */
   transactional_id?: string;
   start_from: "lookback" | "latest" | "earliest";
-  /** The client of the snapshot source (consume's hot path). */
-  kafka_client: KafkaClient;
   metrics_port: number;
   metrics_host: string;
   /** The bearer token read from http_token_file; undefined when the API is open. */
@@ -264,6 +272,7 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     sasl_mechanism: v.sasl_mechanism as SaslMechanism | undefined,
     sasl_username: v.sasl_username as string | undefined,
     sasl_password: v.sasl_password as string | undefined,
+    kafka_client: (v.kafka_client as KafkaClient | undefined) ?? DEFAULT_KAFKA_CLIENT,
   };
   if (groups.includes("kafka")) {
     if (kafka.sasl_mechanism && (!kafka.sasl_username || !kafka.sasl_password)) {
@@ -310,7 +319,6 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     processing_guarantee: v.processing_guarantee as "at_least_once" | "exactly_once",
     ...(v.transactional_id ? { transactional_id: v.transactional_id as string } : {}),
     start_from: v.start_from as "lookback" | "latest" | "earliest",
-    kafka_client: v.kafka_client as KafkaClient,
     metrics_port: v.metrics_port as number,
     metrics_host: v.metrics_host as string,
     run_idle_timeout_ms: v.run_idle_timeout_ms as number,

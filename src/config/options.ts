@@ -15,6 +15,7 @@ export type OnInvalid = (typeof ON_INVALID_POLICIES)[number];
 /** Clients the snapshot source can fetch with (the `kafka_client` setting). */
 export const KAFKA_CLIENTS = ["kafkajs", "platformatic"] as const;
 export type KafkaClient = (typeof KAFKA_CLIENTS)[number];
+export const DEFAULT_KAFKA_CLIENT: KafkaClient = "platformatic";
 
 export type OptionType = "string" | "int" | "number" | "bool" | "list" | "enum";
 
@@ -143,6 +144,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "SASL password (prefer RELUWATCH_SASL_PASSWORD over the flag, which shows in process lists).",
   },
   {
+    name: "kafka_client",
+    type: "enum",
+    values: KAFKA_CLIENTS,
+    default: DEFAULT_KAFKA_CLIENT,
+    group: "kafka",
+    doc: "Kafka client that reads the snapshot topic (consume) and publishes snapshots (simulate, demo): @platformatic/kafka (the faster, see docs/benchmarks.md), or kafkajs. Events, dead letters and the state topic are written, and record reads, with kafkajs either way.",
+  },
+  {
     name: "restore_lookback_ms",
     type: "int",
     default: 30 * 60 * 1000,
@@ -195,14 +204,6 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Where a consumer group that never committed starts: lookback rebuilds windows from restore_lookback_ms ago with events suppressed up to the end of the topic at assignment, then goes live; latest goes live at the end. earliest processes the whole retained topic live, re-emitting its history: only for a backfill into an empty events topic, or a test that starts the consumer before the producer.",
   },
   // Service
-  {
-    name: "kafka_client",
-    type: "enum",
-    values: KAFKA_CLIENTS,
-    default: "platformatic",
-    group: "service",
-    doc: "Kafka client that fetches the snapshot topic: @platformatic/kafka (the faster, see docs/benchmarks.md), or kafkajs. Events, dead letters and the state topic are written with kafkajs either way.",
-  },
   {
     name: "metrics_port",
     type: "int",

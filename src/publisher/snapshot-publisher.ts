@@ -2,26 +2,30 @@
  * The trainer-side SDK: publishes ActivationSnapshots to Kafka without ever
  * blocking a training loop for long. publish() validates and encodes, then
  * enqueues into a bounded in-memory queue; one sender drains it in batches
- * through an idempotent kafkajs producer. When the broker is unreachable the
+ * through an idempotent producer of either Kafka client (batch-producer.ts;
+ * @platformatic/kafka unless `client` says kafkajs). When the broker is unreachable the
  * queue fills and the overflow policy drops (and counts) snapshots instead of
  * stalling the trainer.
  */
-import kafkajs, { type KafkaConfig, type Message, type Producer, type ProducerConfig } from "kafkajs";
+import type { KafkaConfig, ProducerConfig } from "kafkajs";
 import { encodeSnapshot } from "../codec/index.js";
 import type { KafkaSettings } from "../config/load.js";
+import { DEFAULT_KAFKA_CLIENT, type KafkaClient } from "../config/options.js";
 import { type ActivationSnapshot, layerKey } from "../core/snapshot.js";
 import { createLogger, type Logger } from "../log.js";
-import { kafkaConfigFrom } from "../source/kafka-client.js";
-import { registerZstdCodec, zstdAvailable } from "../source/kafka-zstd.js";
+import { kafkaErrorOf } from "../source/kafka-errors.js";
+import { zstdAvailable } from "../source/kafka-zstd.js";
+import {
+  type BatchProducer,
+  createBatchProducer,
+  type KeyedRecord,
+  type PublisherCompression,
+} from "./batch-producer.js";
 import { BoundedQueue } from "./bounded-queue.js";
 
-// kafkajs is CommonJS and not every export is visible to ESM named imports.
-const { CompressionCodecs, CompressionTypes, Kafka, logLevel, Partitioners } = kafkajs;
-type CompressionTypes = kafkajs.CompressionTypes;
+export type { PublisherCompression } from "./batch-producer.js";
 
 export type OverflowPolicy = "drop_oldest" | "wait";
-export type PublisherCompression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
-
 export interface SnapshotPublisherOptions {
   /** Bootstrap servers; not needed when `connection` is given. */
   brokers?: string[];
@@ -35,10 +39,17 @@ export interface SnapshotPublisherOptions {
   topic: string;
   clientId?: string;
   /**
+   * The Kafka client that sends: "platformatic" (@platformatic/kafka, the
+   * default, as for `reluwatch consume`) or "kafkajs". With `connection`, its
+   * kafka_client decides unless this is given; `kafka` or `producer` (kafkajs's
+   * own options) mean kafkajs.
+   */
+  client?: KafkaClient;
+  /**
    * Batch compression. Default "zstd" (Node.js's built-in zlib zstd; "gzip" on a
    * Node.js without it): on snapshots it is both smaller and about 3x cheaper in
-   * CPU than gzip (docs/benchmarks.md, SnapshotPublisher rows). snappy and lz4
-   * need their codec registered with kafkajs's CompressionCodecs first.
+   * CPU than gzip (docs/benchmarks.md, SnapshotPublisher rows). Under kafkajs,
+   * snappy and lz4 need their codec registered with its CompressionCodecs first.
    */
   compression?: PublisherCompression;
   /** Most snapshots held in memory while waiting for the broker. Default 10,000. */
@@ -53,9 +64,9 @@ export interface SnapshotPublisherOptions {
   max_batch?: number;
   /** Pause between attempts when a batch cannot be sent. Default 500 ms. */
   retry_backoff_ms?: number;
-  /** Overrides for the kafkajs client (logLevel defaults to NOTHING: the publisher logs failures itself). */
+  /** client kafkajs: overrides for its client (logLevel defaults to NOTHING: the publisher logs failures itself). */
   kafka?: Partial<KafkaConfig>;
-  /** Overrides for the kafkajs producer. */
+  /** client kafkajs: overrides for its producer. */
   producer?: Partial<ProducerConfig>;
   logger?: Logger;
 }
@@ -88,24 +99,6 @@ export interface PublisherStats {
 export interface CloseOptions {
   /** How long close() may spend flushing before it counts what is left as failed. Default 30,000 ms. */
   timeout_ms?: number;
-}
-
-const COMPRESSION: Record<PublisherCompression, CompressionTypes> = {
-  none: CompressionTypes.None,
-  gzip: CompressionTypes.GZIP,
-  snappy: CompressionTypes.Snappy,
-  lz4: CompressionTypes.LZ4,
-  zstd: CompressionTypes.ZSTD,
-};
-
-/** kafkajs's unregistered codecs are factories that throw "not implemented". */
-function codecAvailable(type: CompressionTypes): boolean {
-  try {
-    const factory = (CompressionCodecs as Record<number, (() => unknown) | undefined>)[type];
-    return Boolean(factory?.());
-  } catch {
-    return false;
-  }
 }
 
 /** A promise with its resolver, for waking the sender or a waiting publish(). */
@@ -167,10 +160,10 @@ export class SnapshotPublisher {
     >
   >;
   private readonly topic: string;
-  private readonly compression: CompressionTypes;
-  private readonly producer: Producer;
+  private readonly brokers: readonly string[];
+  private readonly producer: BatchProducer;
   private readonly log: Logger;
-  private readonly queue: BoundedQueue<Message>;
+  private readonly queue: BoundedQueue<KeyedRecord>;
   private readonly counters = {
     offered: 0,
     accepted: 0,
@@ -200,6 +193,7 @@ export class SnapshotPublisher {
     }
     if (!options.topic) throw new Error("SnapshotPublisher needs a topic");
     this.topic = options.topic;
+    this.brokers = options.connection?.brokers ?? options.brokers!;
     this.opts = {
       queue_capacity: options.queue_capacity ?? 10_000,
       overflow: options.overflow ?? "drop_oldest",
@@ -211,43 +205,41 @@ export class SnapshotPublisher {
     if (this.opts.overflow !== "drop_oldest" && this.opts.overflow !== "wait") {
       throw new Error(`overflow must be "drop_oldest" or "wait", got ${String(this.opts.overflow)}`);
     }
-    const compression = options.compression ?? (zstdAvailable() ? "zstd" : "gzip");
-    this.compression = COMPRESSION[compression];
-    if (this.compression === undefined) throw new Error(`unknown compression ${compression}`);
-    if (this.compression === CompressionTypes.ZSTD && !registerZstdCodec()) {
-      throw new Error(`compression zstd needs Node.js >= 22.15 (zlib zstd); this is ${process.version}`);
+    const kafkajsOverrides = options.kafka !== undefined || options.producer !== undefined;
+    if (kafkajsOverrides && options.client === "platformatic") {
+      throw new Error(
+        'SnapshotPublisher: kafka and producer are kafkajs options; with client "platformatic" use connection',
+      );
     }
-    if (this.compression !== CompressionTypes.None && this.compression !== CompressionTypes.GZIP) {
-      if (!codecAvailable(this.compression)) {
-        throw new Error(
-          `compression ${compression} needs its codec registered in kafkajs's CompressionCodecs first`,
-        );
-      }
-    }
+    this.producer = createBatchProducer({
+      // Options written for kafkajs keep it.
+      client: kafkajsOverrides
+        ? "kafkajs"
+        : (options.client ?? options.connection?.kafka_client ?? DEFAULT_KAFKA_CLIENT),
+      topic: options.topic,
+      compression: options.compression ?? (zstdAvailable() ? "zstd" : "gzip"),
+      connection: options.connection ?? {
+        brokers: options.brokers!,
+        clientId: options.clientId ?? "reluwatch-publisher",
+      },
+      kafkajs: {
+        ...(options.kafka ? { kafka: options.kafka } : {}),
+        ...(options.producer ? { producer: options.producer } : {}),
+      },
+    });
     this.queue = new BoundedQueue(this.opts.queue_capacity);
     this.log = options.logger ?? createLogger("publisher");
-    const kafka = new Kafka({
-      ...(options.connection
-        ? kafkaConfigFrom(options.connection)
-        : { clientId: options.clientId ?? "reluwatch-publisher", brokers: options.brokers! }),
-      logLevel: logLevel.NOTHING,
-      ...options.kafka,
-    });
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      // Bounded, so a produce request fails during an outage and the sender's
-      // own loop (which close() can stop) takes over the retrying.
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
-      ...options.producer,
-    });
   }
 
   /** Connects the producer and starts the sender. Rejects if no broker answers. */
   async connect(): Promise<void> {
     if (this.state !== "new") throw new Error(`connect() on a ${this.state} publisher`);
-    await this.producer.connect();
+    try {
+      await this.producer.connect();
+    } catch (err) {
+      // The expected conditions (credentials, TLS, no broker, no topic) as one KafkaError with its code.
+      throw kafkaErrorOf(err, { brokers: this.brokers, topic: this.topic }) ?? err;
+    }
     this.state = "open";
     this.sender = this.run();
   }
@@ -274,7 +266,7 @@ export class SnapshotPublisher {
         "a snapshot carries NaN or infinite activation sums (the model may be diverging); sending it, further ones are only counted (stats().nonfinite_sums)",
       );
     }
-    const message: Message = { key: layerKey(s.run_id, s.layer), value };
+    const message: KeyedRecord = { key: layerKey(s.run_id, s.layer), value };
     if (this.queue.full) {
       if (this.opts.overflow === "drop_oldest") {
         this.queue.shift();
@@ -327,15 +319,10 @@ export class SnapshotPublisher {
     }
   }
 
-  private async sendWithRetry(batch: Message[]): Promise<void> {
+  private async sendWithRetry(batch: KeyedRecord[]): Promise<void> {
     for (;;) {
       try {
-        await this.producer.send({
-          topic: this.topic,
-          messages: batch,
-          acks: -1,
-          compression: this.compression,
-        });
+        await this.producer.send(batch);
         this.counters.sent += batch.length;
         // Delivered after all, past close()'s deadline: undo its count.
         if (this.batchAbandoned) this.counters.failed -= batch.length;

@@ -10,6 +10,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Settings } from "../config/load.js";
+import { DEFAULT_KAFKA_CLIENT } from "../config/options.js";
 import { Detector } from "../core/index.js";
 import { createLogger, type Logger } from "../log.js";
 import { KafkaChangelogWriter } from "../sink/changelog-writer.js";
@@ -72,8 +73,9 @@ export async function startConsumerService(
   });
   const kafka = createKafka(settings.kafka, log);
   const sinks = new KafkaSinks(kafka, settings.events_topic, settings.dead_letter_topic, settings.events);
+  const client = settings.kafka.kafka_client ?? DEFAULT_KAFKA_CLIENT;
   const source =
-    settings.kafka_client === "platformatic"
+    client === "platformatic"
       ? new PlatformaticSnapshotSource(
           () =>
             createPlatformaticConsumer(settings.kafka, settings.group, (memberId, reason) =>
@@ -171,7 +173,7 @@ export async function startConsumerService(
         group: settings.group,
         brokers,
         processing_guarantee: settings.processing_guarantee,
-        client: settings.kafka_client,
+        client,
       },
       "consuming snapshots",
     );

@@ -89,7 +89,7 @@ for (const client of KAFKA_CLIENTS)
       for (const policy of policies) {
         const settings = consumeSettings(broker, topic, policy, client);
         assert.equal(settings.events, policy);
-        assert.equal(settings.kafka_client, client);
+        assert.equal(settings.kafka.kafka_client, client);
         const service = await startConsumerService(settings, createLogger("test", "warn"));
         services.push(service);
         bases.set(policy, `http://127.0.0.1:${service.address.port}`);

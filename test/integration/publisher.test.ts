@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Consumer } from "kafkajs";
 import { decodeSnapshot } from "../../src/codec/index.js";
+import { KAFKA_CLIENTS, type KafkaClient } from "../../src/config/index.js";
 import type { ActivationSnapshot } from "../../src/core/snapshot.js";
 import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
@@ -66,42 +67,58 @@ async function consumeAll(topic: string, count: number): Promise<Received[]> {
   return got;
 }
 
-test("per-layer order survives ranks interleaving, and close() delivers everything accepted", async () => {
-  const topic = uniqueTopic("publisher-order");
-  await createTopic(broker, topic, 4);
-  const publisher = new SnapshotPublisher({ brokers: broker.brokers, topic, linger_ms: 5, max_batch: 37 });
-  await publisher.connect();
+/** Where each layer's key landed, per client: a layer stays on one partition whichever client wrote it. */
+const partitionsByClient = new Map<KafkaClient, Map<string, number>>();
 
-  const layers = ["embed", "blocks.0.mlp.fc1", "blocks.1.mlp.fc1"];
-  const published: ActivationSnapshot[] = [];
-  for (let step = 0; step < 40; step++) {
-    for (let rank = 0; rank < 4; rank++) {
-      for (const layer of layers) {
-        const s = snapshot("run-order", layer, (rank * 3 + step) % 4, step);
-        published.push(s);
-        await publisher.publish(s);
+for (const client of KAFKA_CLIENTS) {
+  test(`${client}: per-layer order survives ranks interleaving, and close() delivers everything accepted`, async () => {
+    const topic = uniqueTopic(`publisher-order-${client}`);
+    await createTopic(broker, topic, 4);
+    const publisher = new SnapshotPublisher({
+      brokers: broker.brokers,
+      topic,
+      client,
+      linger_ms: 5,
+      max_batch: 37,
+    });
+    await publisher.connect();
+
+    const layers = ["embed", "blocks.0.mlp.fc1", "blocks.1.mlp.fc1"];
+    const published: ActivationSnapshot[] = [];
+    for (let step = 0; step < 40; step++) {
+      for (let rank = 0; rank < 4; rank++) {
+        for (const layer of layers) {
+          const s = snapshot("run-order", layer, (rank * 3 + step) % 4, step);
+          published.push(s);
+          await publisher.publish(s);
+        }
       }
     }
-  }
-  const stats = await publisher.close();
-  assert.equal(stats.offered, published.length);
-  assert.equal(stats.sent, published.length);
-  assert.equal(stats.dropped + stats.failed + stats.queued + stats.in_flight, 0);
+    const stats = await publisher.close();
+    assert.equal(stats.offered, published.length);
+    assert.equal(stats.sent, published.length);
+    assert.equal(stats.dropped + stats.failed + stats.queued + stats.in_flight, 0);
 
-  const got = await consumeAll(topic, published.length);
-  assert.equal(got.length, published.length);
-  for (const layer of layers) {
-    const key = `run-order/${layer}`;
-    const mine = got.filter((r) => r.key === key);
-    assert.equal(new Set(mine.map((r) => r.partition)).size, 1, `${key} spread over partitions`);
-    const order = (list: ActivationSnapshot[]) => list.map((s) => `${s.step}:${s.rank}`);
-    assert.deepEqual(order(mine.map((r) => r.s)), order(published.filter((s) => s.layer === layer)));
-  }
-  const first = got.find((r) => r.key === `run-order/${layers[0]}`)!.s;
-  assert.deepEqual(first.stats.kind === "counts" && [...first.stats.fires], [
-    ...(published[0]!.stats as { fires: Uint32Array }).fires,
-  ]);
-});
+    const got = await consumeAll(topic, published.length);
+    assert.equal(got.length, published.length);
+    const placed = new Map<string, number>();
+    for (const layer of layers) {
+      const key = `run-order/${layer}`;
+      const mine = got.filter((r) => r.key === key);
+      assert.equal(new Set(mine.map((r) => r.partition)).size, 1, `${key} spread over partitions`);
+      placed.set(key, mine[0]!.partition);
+      const order = (list: ActivationSnapshot[]) => list.map((s) => `${s.step}:${s.rank}`);
+      assert.deepEqual(order(mine.map((r) => r.s)), order(published.filter((s) => s.layer === layer)));
+    }
+    const first = got.find((r) => r.key === `run-order/${layers[0]}`)!.s;
+    assert.deepEqual(first.stats.kind === "counts" && [...first.stats.fires], [
+      ...(published[0]!.stats as { fires: Uint32Array }).fires,
+    ]);
+    partitionsByClient.set(client, placed);
+    const other = [...partitionsByClient.entries()].find(([c]) => c !== client);
+    if (other) assert.deepEqual(placed, other[1], `${client} and ${other[0]} place a layer's key alike`);
+  });
+}
 
 test("publish() refuses a snapshot that breaks the contract and counts it as invalid", async () => {
   const topic = uniqueTopic("publisher-invalid");

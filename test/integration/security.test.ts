@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
 import { encodeSnapshot, readSnapshotContainer } from "../../src/codec/index.js";
-import { KAFKA_CLIENTS } from "../../src/config/index.js";
+import { KAFKA_CLIENTS, type KafkaClient, type KafkaSettings, loadSettings } from "../../src/config/index.js";
 import type { ActivationSnapshot } from "../../src/core/index.js";
 import { packageRoot } from "../../src/paths.js";
 import { SnapshotPublisher } from "../../src/publisher/snapshot-publisher.js";
@@ -87,6 +87,22 @@ describe("TLS + SASL/SCRAM", () => {
     await broker?.stop();
   });
 
+  /** The secure listener in reluwatch's kafka settings, read from the same flags as secureFlags(). */
+  function secureSettings(password: string, client: KafkaClient): KafkaSettings {
+    return loadSettings({
+      flags: {
+        brokers: broker.secure,
+        sslCaFile: broker.caFile,
+        saslMechanism: "scram-sha-256",
+        saslUsername: SCRAM_USER,
+        saslPassword: password,
+        kafkaClient: client,
+      },
+      env: {},
+      groups: ["kafka"],
+    }).kafka;
+  }
+
   /** `reluwatch consume` over SASL_SSL until it applied every snapshot; its layers equal the offline detector's. */
   async function consumeAndMatch(
     topic: string,
@@ -126,14 +142,11 @@ describe("TLS + SASL/SCRAM", () => {
       }
       const snapshots = scenarioSnapshots("born-dead", { seed: 31, steps: 400 });
 
+      // Published with the client that consumes, from the same settings.
       const publisher = new SnapshotPublisher({
-        brokers: [broker.secure],
+        connection: secureSettings(SCRAM_PASSWORD, client),
         topic,
         overflow: "wait",
-        kafka: {
-          ssl: { ca: [readFileSync(broker.caFile, "utf8")] },
-          sasl: { mechanism: "scram-sha-256", username: SCRAM_USER, password: SCRAM_PASSWORD },
-        },
       });
       await publisher.connect();
       for (const s of snapshots) await publisher.publish(s);
@@ -219,10 +232,11 @@ describe("TLS + SASL/SCRAM", () => {
       });
     }
 
-  test("a publisher with a wrong password fails connect() with the broker's reason", async () => {
+  test("a publisher (kafkajs, its own options) with a wrong password fails connect() with the broker's reason", async () => {
     const publisher = new SnapshotPublisher({
       brokers: [broker.secure],
       topic: uniqueTopic("secure-publisher"),
+      client: "kafkajs",
       kafka: {
         ssl: { ca: [readFileSync(broker.caFile, "utf8")] },
         sasl: { mechanism: "scram-sha-256", username: SCRAM_USER, password: "wrong" },
@@ -232,6 +246,20 @@ describe("TLS + SASL/SCRAM", () => {
     await assert.rejects(publisher.connect(), /authentication failed/i);
     await publisher.close({ timeout_ms: 1_000 });
   });
+
+  for (const client of KAFKA_CLIENTS)
+    test(`a publisher (${client}, reluwatch's settings) with a wrong password fails connect() with the broker's reason`, async () => {
+      const publisher = new SnapshotPublisher({
+        connection: secureSettings("wrong", client),
+        topic: uniqueTopic("secure-publisher"),
+      });
+      await assert.rejects(publisher.connect(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, "KAFKA_AUTH_FAILED", err.message);
+        assert.match(err.message, /refused the credentials/);
+        return true;
+      });
+      await publisher.close({ timeout_ms: 1_000 });
+    });
 
   test("simulate publishes and record copies over SASL_SSL with the same flags as consume", async () => {
     const topic = uniqueTopic("secure-record");

@@ -32,9 +32,22 @@ test("SnapshotPublisher refuses bad options up front and publish() before connec
     /overflow must be/,
   );
   assert.throws(
-    () => new SnapshotPublisher({ brokers: ["h:1"], topic: "t", compression: "lz4" }),
+    () => new SnapshotPublisher({ brokers: ["h:1"], topic: "t", client: "kafkajs", compression: "lz4" }),
     /codec registered/,
   );
+  assert.throws(
+    () =>
+      new SnapshotPublisher({ brokers: ["h:1"], topic: "t", client: "platformatic", kafka: { ssl: true } }),
+    /kafkajs options/,
+  );
+  // @platformatic/kafka writes every codec Kafka has by itself.
+  new SnapshotPublisher({ brokers: ["h:1"], topic: "t", client: "platformatic", compression: "lz4" });
+  for (const client of ["kafkajs", "platformatic"] as const) {
+    assert.throws(
+      () => new SnapshotPublisher({ brokers: ["h:1"], topic: "t", client, compression: "brotli" as "lz4" }),
+      /unknown compression brotli/,
+    );
+  }
   assert.throws(
     () => new SnapshotPublisher({ brokers: ["h:1"], topic: "t", queue_capacity: -1 }),
     RangeError,
