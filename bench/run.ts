@@ -81,7 +81,7 @@ function measure(): Json {
     machine: machine(),
     env: {
       BENCH_RUNS: process.env.BENCH_RUNS ?? "3",
-      BENCH_STEPS: process.env.BENCH_STEPS ?? "40",
+      BENCH_STEPS: process.env.BENCH_STEPS ?? "120",
       BENCH_SOAK_S: process.env.BENCH_SOAK_S ?? "600",
       // Set only when given: their defaults live in bench/e2e.ts.
       ...Object.fromEntries(
