@@ -7,10 +7,13 @@
  *            (8 ranks, 48 layers, 4096 units, counts payload, gzip), PROFILE_STEPS
  *            snapshot steps of 384 snapshots (default 40). PROFILE_TOPIC=<name> reuses a
  *            filled topic instead (its record count is read from the broker).
- *   consume  `node --cpu-prof src/cli/main.ts consume` on the topic under a fresh group;
- *            the group's committed offsets are polled from here (nothing is scraped from
- *            the service, so the poll costs it nothing), and once they reach the end the
- *            service gets SIGTERM and writes its profile.
+ *   consume  `node --cpu-prof src/cli/main.ts consume` on the topic under a fresh group,
+ *            from the earliest offset (it processes the topic live, as the bench's service
+ *            rounds do); the group's committed offsets are polled from here (nothing is
+ *            scraped from the service, so the poll costs it nothing), and once they reach
+ *            the end the service gets SIGTERM and writes its profile. It commits every
+ *            100 ms instead of every second, so that those offsets follow its progress
+ *            closely enough to bound a window of a few seconds.
  *   loop     a child under --cpu-prof that first fetches the whole topic with kafkajs
  *            into memory (the client alone: its fetch-only rate), then runs the service's
  *            per-record work over those very buffers: SnapshotProcessor.process and
@@ -340,6 +343,10 @@ async function profileConsume(
     "127.0.0.1",
     "--metrics-port",
     "0",
+    "--start-from",
+    "earliest",
+    "--commit-interval-ms",
+    "100",
   ];
   log(`node ${args.join(" ")}`);
   const child = spawn(process.execPath, args, {
