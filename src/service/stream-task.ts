@@ -190,6 +190,8 @@ export class StreamTask implements SourceHandler {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly now: () => number;
   private restoring = false;
+  /** Settles when the batch applying its records now is done: batches take turns, in arrival order. */
+  private applying: Promise<void> = Promise.resolve();
   private stopping = false;
   private punctuator: NodeJS.Timeout | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
@@ -583,6 +585,23 @@ export class StreamTask implements SourceHandler {
     if (wasRestoring && !this.restoring) this.telemetry.restoreFinished();
   }
 
+  /**
+   * Waits for this batch's turn to apply its records; resolves with the call that ends it. A batch
+   * yields the event loop as it goes (I/O, timers), not to the other batches: interleaved, the
+   * batches in hand would all finish at once and the thread would then wait for the next fetch;
+   * one after the other, the first is done (and its partition fetched again) while the rest apply.
+   */
+  private async applyTurn(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const before = this.applying;
+    this.applying = before.then(() => mine);
+    await before;
+    return release;
+  }
+
   private async onBatch(batch: RecordBatch, control: BatchControl): Promise<bigint | undefined> {
     if (this.stopping) return undefined; // left for whoever owns the partition next, from the committed offset
     const owned = this.owned.get(batch.partition);
@@ -595,35 +614,40 @@ export class StreamTask implements SourceHandler {
     const transitions: UnitTransition[] = [];
     let last: bigint | undefined;
     let failure: RejectedRecordError | undefined;
+    const release = await this.applyTurn();
     let lastBeat = this.now();
-    for (const record of batch.records) {
-      if (gone() || this.stopping) break;
-      const offset = BigInt(record.offset);
-      const effects = this.processor.process(record, batch.encoding, this.now());
-      this.telemetry.record(effects.events);
-      const live = offset >= plan.liveFrom;
-      if (effects.layer) {
-        const { run_id, layer } = effects.layer;
-        owned.layers.set(`${run_id}\u0000${layer}`, effects.layer);
-      }
-      if (effects.deadLetter && live) {
-        if (this.options.onInvalid === "fail") {
-          const d = effects.deadLetter;
-          failure = new RejectedRecordError(d.reason, d.source, d.message);
-          break;
+    try {
+      for (const record of batch.records) {
+        if (gone() || this.stopping) break;
+        const offset = BigInt(record.offset);
+        const effects = this.processor.process(record, batch.encoding, this.now());
+        this.telemetry.record(effects.events);
+        const live = offset >= plan.liveFrom;
+        if (effects.layer) {
+          const { run_id, layer } = effects.layer;
+          owned.layers.set(`${run_id}\u0000${layer}`, effects.layer);
         }
-        if (this.options.onInvalid === "dead_letter") owned.pending.deadLetters.push(effects.deadLetter);
+        if (effects.deadLetter && live) {
+          if (this.options.onInvalid === "fail") {
+            const d = effects.deadLetter;
+            failure = new RejectedRecordError(d.reason, d.source, d.message);
+            break;
+          }
+          if (this.options.onInvalid === "dead_letter") owned.pending.deadLetters.push(effects.deadLetter);
+        }
+        if (live) {
+          transitions.push(...effects.transitions);
+          owned.pending.transitions.push(...effects.transitions);
+        }
+        last = offset;
+        plan.position = offset + 1n;
+        if (this.now() - lastBeat > YIELD_EVERY_MS) {
+          await control.heartbeat();
+          lastBeat = this.now();
+        }
       }
-      if (live) {
-        transitions.push(...effects.transitions);
-        owned.pending.transitions.push(...effects.transitions);
-      }
-      last = offset;
-      plan.position = offset + 1n;
-      if (this.now() - lastBeat > YIELD_EVERY_MS) {
-        await control.heartbeat();
-        lastBeat = this.now();
-      }
+    } finally {
+      release();
     }
     if (this.owned.get(batch.partition) !== owned) return undefined;
     if (last !== undefined) {

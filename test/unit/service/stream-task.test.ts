@@ -503,6 +503,42 @@ describe("StreamTask commits", () => {
     assert.deepEqual(h.source.log, ["commit 0@1", `write ${expected.length}+0`, "commit 0@6"]);
   });
 
+  test("batches in hand apply one after another: a batch yields the event loop, not its turn", async () => {
+    // Every read of the clock is 100 ms later: each record ends with a yield.
+    let now = T0;
+    const h = harness({ commitIntervalMs: 60_000, now: () => (now += 100) });
+    await h.task.start();
+    h.task.assignment([0, 1]);
+    const beats: string[] = [];
+    const deliver = (partition: number, values: Buffer[]) =>
+      h.source.handler.batch(
+        {
+          topic: TOPIC,
+          partition,
+          encoding: { kind: "single-object" },
+          records: values.map((value, i) => ({
+            topic: TOPIC,
+            partition,
+            offset: String(i),
+            key: null,
+            value,
+          })),
+        },
+        {
+          isStale: () => false,
+          heartbeat: async () => {
+            beats.push(`p${partition}`);
+            await nextTick();
+          },
+        },
+      );
+    const other = [0, 1, 2].map((i) => encodeSnapshot(snap("r", "fc2", 10 + 100 * i)));
+    const [last0, last1] = await Promise.all([deliver(0, VALUES.slice(0, 3)), deliver(1, other)]);
+    assert.equal(last0, 2n);
+    assert.equal(last1, 2n);
+    assert.deepEqual(beats, ["p0", "p0", "p0", "p1", "p1", "p1"], beats.join(" "));
+  });
+
   test("buffered effects beyond the limit commit before the interval", async () => {
     const h = harness({ commitIntervalMs: 60_000, maxBufferedEffects: 1 });
     await h.task.start();
