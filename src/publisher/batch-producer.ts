@@ -112,7 +112,8 @@ function kafkajsProducer(options: BatchProducerOptions): BatchProducer {
 }
 
 function platformaticProducer(options: BatchProducerOptions): BatchProducer {
-  if (!["none", "gzip", "snappy", "lz4", "zstd"].includes(options.compression)) {
+  // The table's keys are every codec Kafka has.
+  if (!Object.hasOwn(KAFKAJS_COMPRESSION, options.compression)) {
     throw new Error(`unknown compression ${options.compression}`);
   }
   // The client calls zlib's zstd: say so here rather than at the first send.
