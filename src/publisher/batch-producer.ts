@@ -53,6 +53,14 @@ export interface BatchProducerOptions {
  * without their codec registered).
  */
 export function createBatchProducer(options: BatchProducerOptions): BatchProducer {
+  // The table's keys are every codec Kafka has.
+  if (!Object.hasOwn(KAFKAJS_COMPRESSION, options.compression)) {
+    throw new Error(`unknown compression ${options.compression}`);
+  }
+  // Both clients call zlib's zstd: say so here rather than at the first send.
+  if (options.compression === "zstd" && !zstdAvailable()) {
+    throw new Error(`compression zstd needs Node.js >= 22.15 (zlib zstd); this is ${process.version}`);
+  }
   return options.client === "platformatic" ? platformaticProducer(options) : kafkajsProducer(options);
 }
 
@@ -76,11 +84,8 @@ function codecAvailable(type: CompressionTypes): boolean {
 
 function kafkajsProducer(options: BatchProducerOptions): BatchProducer {
   const compression = KAFKAJS_COMPRESSION[options.compression];
-  if (compression === undefined) throw new Error(`unknown compression ${options.compression}`);
-  if (compression === CompressionTypes.ZSTD && !registerZstdCodec()) {
-    throw new Error(`compression zstd needs Node.js >= 22.15 (zlib zstd); this is ${process.version}`);
-  }
-  if (compression !== CompressionTypes.None && compression !== CompressionTypes.GZIP) {
+  if (compression === CompressionTypes.ZSTD) registerZstdCodec();
+  else if (compression !== CompressionTypes.None && compression !== CompressionTypes.GZIP) {
     if (!codecAvailable(compression)) {
       throw new Error(
         `compression ${options.compression} needs its codec registered in kafkajs's CompressionCodecs first`,
@@ -112,19 +117,12 @@ function kafkajsProducer(options: BatchProducerOptions): BatchProducer {
 }
 
 function platformaticProducer(options: BatchProducerOptions): BatchProducer {
-  // The table's keys are every codec Kafka has.
-  if (!Object.hasOwn(KAFKAJS_COMPRESSION, options.compression)) {
-    throw new Error(`unknown compression ${options.compression}`);
-  }
-  // The client calls zlib's zstd: say so here rather than at the first send.
-  if (options.compression === "zstd" && !zstdAvailable()) {
-    throw new Error(`compression zstd needs Node.js >= 22.15 (zlib zstd); this is ${process.version}`);
-  }
   const c = options.connection;
-  const connection =
+  const connection = platformaticConnectionFrom(
     "client_id" in c
-      ? platformaticConnectionFrom(c)
-      : { clientId: c.clientId, bootstrapBrokers: c.brokers, retries: 3, retryDelay: 500 };
+      ? c
+      : { brokers: c.brokers, client_id: c.clientId, ssl: false, ssl_reject_unauthorized: true },
+  );
   const producer = new PlatformaticProducer<string, Buffer, Buffer, Buffer>({
     ...connection,
     idempotent: true,
