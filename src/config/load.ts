@@ -65,6 +65,8 @@ export interface Settings {
   events: EventPolicy;
   dead_letter_topic: string;
   restore_lookback_ms: number;
+  /** The platformatic source fetches in a worker thread. */
+  fetch_thread: boolean;
   state_topic: string;
   checkpoint_interval_ms: number;
   commit_interval_ms: number;
@@ -313,6 +315,7 @@ function assemble(v: Raw, labels: Map<string, string>, groups: LoadInput["groups
     events: (v.events as EventPolicy | undefined) ?? DEFAULT_EVENT_POLICY,
     dead_letter_topic: v.dead_letter_topic as string,
     restore_lookback_ms: v.restore_lookback_ms as number,
+    fetch_thread: v.fetch_thread !== false,
     state_topic: (v.state_topic as string | undefined) || `${v.group as string}.state`,
     checkpoint_interval_ms: v.checkpoint_interval_ms as number,
     commit_interval_ms: v.commit_interval_ms as number,

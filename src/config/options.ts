@@ -152,6 +152,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     doc: "Kafka client that reads the snapshot topic (consume) and publishes snapshots (simulate, demo): @platformatic/kafka (the faster, see docs/benchmarks.md), or kafkajs. Events, dead letters and the state topic are written, and record reads, with kafkajs either way.",
   },
   {
+    name: "fetch_thread",
+    type: "bool",
+    default: true,
+    group: "stream",
+    doc: "With kafka_client platformatic: fetch the snapshot topic in a worker thread, where the client parses responses and inflates compressed batches, while the main thread decodes and counts. Turn off to keep consume on one thread (one core).",
+  },
+  {
     name: "restore_lookback_ms",
     type: "int",
     default: 30 * 60 * 1000,

@@ -22,7 +22,12 @@ import { KafkaChangelogReader } from "../source/changelog-reader.js";
 import { createKafka } from "../source/kafka-client.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
 import { KafkaSnapshotSource } from "../source/kafka-source.js";
-import { createFetchPool, createPlatformaticConsumer } from "../source/platformatic-client.js";
+import {
+  createFetchPool,
+  createPlatformaticConsumer,
+  platformaticConnectionFrom,
+} from "../source/platformatic-client.js";
+import { ThreadFetcher } from "../source/platformatic-fetch-thread.js";
 import { PlatformaticSnapshotSource } from "../source/platformatic-source.js";
 import { waitForTopic } from "../source/topic-wait.js";
 import { ChangelogStore } from "./changelog-store.js";
@@ -88,7 +93,20 @@ export async function startConsumerService(
             topic: settings.topic,
             group: settings.group,
             brokers: settings.kafka.brokers,
-            fetchPool: createFetchPool(settings.kafka),
+            ...(settings.fetch_thread
+              ? {
+                  fetcher: new ThreadFetcher({
+                    connection: platformaticConnectionFrom(settings.kafka),
+                    topic: settings.topic,
+                    group: settings.group,
+                    context: {
+                      brokers: settings.kafka.brokers,
+                      topic: settings.topic,
+                      group: settings.group,
+                    },
+                  }),
+                }
+              : { fetchPool: createFetchPool(settings.kafka) }),
             log,
           },
         )

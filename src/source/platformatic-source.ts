@@ -15,14 +15,26 @@
  * when it resolved with undefined). A seek, a lost partition or stop() makes
  * the batch in hand stale, and a fetch that was in flight meanwhile is
  * dropped. At most PARTITIONS_IN_FLIGHT partitions are fetched or handled at
- * once, as with kafkajs. A partition newly assigned starts at the group's
- * committed offset, or at the log start when the group never committed there.
+ * once, as with kafkajs (`partitionsInFlight` sets another cap). A partition
+ * newly assigned starts at the group's committed offset, or at the log start
+ * when the group never committed there.
+ *
+ * What fetches is a `Fetcher` (platformatic-fetch.ts): the consumer itself, or
+ * a worker thread (platformatic-fetch-thread.ts). Either way, the next fetch
+ * goes out before the handler gets the batches of the last one, so the broker
+ * and the thread work while the handler does.
  */
-import type { ConnectionPool, Consumer, FetchOptions, GroupAssignment } from "@platformatic/kafka";
+import type { ConnectionPool, Consumer, GroupAssignment } from "@platformatic/kafka";
 import type { Logger } from "../log.js";
 import { KafkaError, kafkaErrorOf } from "./kafka-errors.js";
 import { PARTITIONS_IN_FLIGHT } from "./kafka-source.js";
 import { FETCH_LIMITS } from "./platformatic-client.js";
+import {
+  ConsumerFetcher,
+  type FetchedPartition,
+  type Fetcher,
+  fetchFailureOf,
+} from "./platformatic-fetch.js";
 import type { OffsetControl, SnapshotSource, SourceHandler, SourceRecord } from "./source.js";
 
 /** The part of @platformatic/kafka's Consumer this source uses (a fake stands in for it in unit tests). */
@@ -46,23 +58,17 @@ export interface PlatformaticSourceOptions {
   group: string;
   brokers: readonly string[];
   log: Logger;
-  /** Connections for fetches only (createFetchPool), closed by stop(); without it fetches share the consumer's. */
+  /** What fetches; closed by stop(). Without it the consumer fetches, on `fetchPool` when given. */
+  fetcher?: Fetcher;
+  /** Partitions fetched or in the handler at once; default PARTITIONS_IN_FLIGHT. */
+  partitionsInFlight?: number;
+  /** Connections for the consumer's fetches only (createFetchPool); without it fetches share the consumer's. */
   fetchPool?: ConnectionPool;
   /** First pause after a failed fetch or join; it doubles up to maxBackoffMs. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
 }
 
-type FetchResponse = Awaited<ReturnType<Consumer["fetch"]>>;
-type FetchRequestPartition = FetchOptions<
-  Buffer,
-  Buffer,
-  Buffer,
-  Buffer
->["topics"][number]["partitions"][number];
-
-/** Record batch attribute bit of a transaction marker, which carries no snapshot. */
-const CONTROL_BATCH = 0b10_0000;
 /** How long a poll may wait for data while other partitions' batches are in the handler. */
 const BUSY_POLL_MS = 20;
 /** ListOffsets timestamps that mean "the log start" and "the end". */
@@ -132,6 +138,8 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
   });
 
   private client: PlatformaticConsumer | undefined;
+  private readonly fetcher: Fetcher;
+  private readonly partitionsInFlight: number;
 
   /**
    * `consumer` may be a factory, called at the first use (start, or an
@@ -146,6 +154,14 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     this.topic = options.topic;
     this.backoffMs = options.initialBackoffMs ?? 500;
     const { topic } = options;
+    this.partitionsInFlight = options.partitionsInFlight ?? PARTITIONS_IN_FLIGHT;
+    this.fetcher =
+      options.fetcher ??
+      new ConsumerFetcher(() => this.consumer, {
+        topic,
+        context: { brokers: options.brokers, topic, group: options.group },
+        ...(options.fetchPool ? { pool: options.fetchPool } : {}),
+      });
     const self = this;
     this.offsets = {
       async committed(partitions) {
@@ -221,6 +237,8 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
 
   async start(handler: SourceHandler): Promise<void> {
     this.handler = handler;
+    // A fetch thread boots while the group is joined.
+    this.fetcher.open();
     this.consumer.topics.track(this.topic);
     await this.consumer.joinGroup({});
   }
@@ -230,7 +248,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     clearTimeout(this.retryTimer);
     // Leaving the group hands the partitions over now rather than after the session timeout.
     await this.client?.close(true);
-    await this.options.fetchPool?.close();
+    await this.fetcher.close();
   }
 
   private onJoin(assignments: GroupAssignment[]): void {
@@ -331,7 +349,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     // A node serves one fetch at a time, so a partition whose batch finishes waits for the poll in flight:
     // while batches are in the handler, polls are short.
     const maxWaitTime = inFlight > 0 ? BUSY_POLL_MS : FETCH_LIMITS.maxWaitTime;
-    if (ready.length === 0 || inFlight >= PARTITIONS_IN_FLIGHT) return;
+    if (ready.length === 0 || inFlight >= this.partitionsInFlight) return;
     let metadata: Awaited<ReturnType<PlatformaticConsumer["metadata"]>>;
     try {
       metadata = await this.consumer.metadata({ topics: [this.topic] });
@@ -352,7 +370,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     const now = Date.now();
     const order = [...rotated.filter((s) => !caughtUp(s, now)), ...rotated.filter((s) => caughtUp(s, now))];
     const byNode = new Map<number, Array<{ state: PartitionState; epoch: number; offset: bigint }>>();
-    for (let i = 0; i < order.length && inFlight < PARTITIONS_IN_FLIGHT; i++) {
+    for (let i = 0; i < order.length && inFlight < this.partitionsInFlight; i++) {
       const state = order[i]!;
       // Another await may have taken it meanwhile.
       if (state.busy || state.position === undefined || this.partitions.get(state.partition) !== state)
@@ -367,40 +385,33 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     }
     for (const [node, asked] of byNode) {
       this.fetchingFrom.add(node);
-      const partitions: FetchRequestPartition[] = asked.map(({ state, offset }) => ({
-        partition: state.partition,
-        fetchOffset: offset,
-        partitionMaxBytes: FETCH_LIMITS.maxBytesPerPartition,
-        currentLeaderEpoch: -1,
-        lastFetchedEpoch: -1,
-      }));
-      this.consumer
+      this.fetcher
         .fetch({
           node,
-          topics: [{ topicId: topicMetadata.id, partitions }],
-          maxBytes: FETCH_LIMITS.maxBytes,
+          topicId: topicMetadata.id,
+          partitions: asked.map(({ state, offset }) => ({ partition: state.partition, fetchOffset: offset })),
           maxWaitTime,
-          minBytes: 1,
-          ...(this.options.fetchPool ? { connectionPool: this.options.fetchPool } : {}),
         })
         .then(
-          (response) => this.fetched(response, asked),
-          (err: unknown) => this.fetchedError(err, asked),
+          (fetched) => {
+            this.fetchingFrom.delete(node);
+            this.fetched(fetched, asked);
+          },
+          (err: unknown) => {
+            this.fetchingFrom.delete(node);
+            this.fetchedError(err, asked);
+          },
         )
-        .finally(() => {
-          this.fetchingFrom.delete(node);
-          this.scheduleLoop();
-        });
+        .finally(() => this.scheduleLoop());
     }
   }
 
   private fetched(
-    response: FetchResponse,
+    fetched: FetchedPartition[],
     asked: Array<{ state: PartitionState; epoch: number; offset: bigint }>,
   ): void {
     this.backoffMs = this.options.initialBackoffMs ?? 500;
-    const answers = new Map<number, FetchResponse["responses"][number]["partitions"][number]>();
-    for (const t of response.responses) for (const p of t.partitions) answers.set(p.partitionIndex, p);
+    const answers = new Map(fetched.map((p) => [p.partition, p]));
     for (const { state, epoch, offset } of asked) {
       const answer = answers.get(state.partition);
       const current = this.partitions.get(state.partition) === state && state.epoch === epoch;
@@ -412,26 +423,8 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         state.highWatermark = answer.highWatermark;
         state.answeredAt = Date.now();
       }
-      const records: SourceRecord[] = [];
-      let end = offset;
-      for (const batch of answer.records ?? []) {
-        end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
-        state.leaderEpoch = batch.partitionLeaderEpoch;
-        if (batch.attributes & CONTROL_BATCH) continue;
-        for (const r of batch.records) {
-          const at = batch.firstOffset + BigInt(r.offsetDelta);
-          // A fetch starts at the batch holding the offset asked for, not at the offset.
-          if (at < offset) continue;
-          records.push({
-            topic: this.topic,
-            partition: state.partition,
-            offset: at.toString(),
-            key: r.key,
-            value: r.value,
-            ...(r.headers.length > 0 ? { headers: headersOf(r.headers) } : {}),
-          });
-        }
-      }
+      if (answer.leaderEpoch !== undefined) state.leaderEpoch = answer.leaderEpoch;
+      const { records, end } = answer;
       if (records.length === 0) {
         // Only transaction markers or compacted-away offsets: step over them, or the same fetch repeats for ever.
         if (end > offset) state.position = end;
@@ -450,7 +443,11 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
   ): Promise<void> {
     const stale = () =>
       this.stopping || this.partitions.get(state.partition) !== state || state.epoch !== epoch;
+    // The next fetch goes out first (scheduled by the fetch that brought this batch): the broker, or
+    // the fetch thread, works on it while the handler works on this batch.
     try {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (stale()) return;
       const last = await this.handler!.batch(
         {
           topic: this.topic,
@@ -486,7 +483,8 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
   ): void {
     for (const { state } of asked) state.busy = false;
     if (this.stopping) return;
-    const outOfRange = outOfRangePartitions(err);
+    const failure = fetchFailureOf(err, this.context);
+    const { outOfRange } = failure;
     if (outOfRange.size > 0) {
       for (const { state, epoch, offset } of asked) {
         const range = outOfRange.get(state.partition);
@@ -506,7 +504,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       }
       return;
     }
-    this.fetchFailed(err);
+    this.fetchFailed(failure.condition);
   }
 
   private fetchFailed(err: unknown): void {
@@ -538,29 +536,11 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     this.retryTimer.unref();
   }
 
+  private get context() {
+    return { brokers: this.options.brokers, topic: this.topic, group: this.options.group };
+  }
+
   private condition(err: unknown): KafkaError {
-    const ctx = { brokers: this.options.brokers, topic: this.topic, group: this.options.group };
-    return kafkaErrorOf(err, ctx) ?? new KafkaError("KAFKA_ERROR", String(err), { cause: err });
+    return kafkaErrorOf(err, this.context) ?? new KafkaError("KAFKA_ERROR", String(err), { cause: err });
   }
-}
-
-function headersOf(entries: Array<[Buffer | null, Buffer | null]>): Record<string, Buffer | undefined> {
-  const headers: Record<string, Buffer | undefined> = {};
-  for (const [k, v] of entries) if (k) headers[k.toString()] = v ?? undefined;
-  return headers;
-}
-
-/** The partitions a failed fetch reports OFFSET_OUT_OF_RANGE for, with the log's bounds. */
-function outOfRangePartitions(err: unknown): Map<number, { logStart: bigint; high: bigint }> {
-  const out = new Map<number, { logStart: bigint; high: bigint }>();
-  const response = (err as { response?: FetchResponse } | undefined)?.response;
-  if (!response?.responses) return out;
-  for (const t of response.responses) {
-    for (const p of t.partitions) {
-      // 1: OFFSET_OUT_OF_RANGE in the Kafka protocol.
-      if (p.errorCode === 1 && p.logStartOffset >= 0n)
-        out.set(p.partitionIndex, { logStart: p.logStartOffset, high: p.highWatermark });
-    }
-  }
-  return out;
 }
