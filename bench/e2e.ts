@@ -287,13 +287,22 @@ type RoundMode =
   | "kafkajs-apply"
   | "platformatic-fetch"
   | "service-platformatic"
+  | "service-platformatic-one-thread"
   | "platformatic-apply";
-const ROUND_MODES: ReadonlyArray<{ mode: RoundMode; worker: WorkerMode; client?: KafkaClient }> = [
+const ROUND_MODES: ReadonlyArray<{
+  mode: RoundMode;
+  worker: WorkerMode;
+  client?: KafkaClient;
+  /** The fetch_thread setting, when not its default. */
+  fetchThread?: boolean;
+}> = [
   { mode: "kafkajs-fetch", worker: "kafkajs-fetch" },
   { mode: "service-kafkajs", worker: "service", client: "kafkajs" },
   { mode: "kafkajs-apply", worker: "kafkajs-apply" },
   { mode: "platformatic-fetch", worker: "platformatic-fetch" },
   { mode: "service-platformatic", worker: "service", client: "platformatic" },
+  // The same service with fetching on its main thread: what the fetch thread adds, and a one-core figure.
+  { mode: "service-platformatic-one-thread", worker: "service", client: "platformatic", fetchThread: false },
   { mode: "platformatic-apply", worker: "platformatic-apply" },
 ];
 
@@ -322,6 +331,7 @@ async function consumeAll(
   topic: string,
   expected: number,
   kafkaClient?: string,
+  fetchThread?: boolean,
 ): Promise<RunResult> {
   const w = startWorker({
     mode: worker,
@@ -330,6 +340,7 @@ async function consumeAll(
     group: `bench-${mode}-${stamp}-${workerSeq}`,
     expected,
     ...(kafkaClient ? { kafkaClient, startFrom: SERVICE_START } : {}),
+    ...(fetchThread === undefined ? {} : { fetchThread }),
   });
   const broker = new BrokerSampler();
   try {
@@ -488,8 +499,8 @@ async function measureThroughput() {
   const rounds: RunResult[][] = [];
   for (let r = 0; r < RUNS; r++) {
     const round: RunResult[] = [];
-    for (const { mode, worker, client } of ROUND_MODES) {
-      const res = await consumeAll(mode, worker, fillTopic, N, client);
+    for (const { mode, worker, client, fetchThread } of ROUND_MODES) {
+      const res = await consumeAll(mode, worker, fillTopic, N, client, fetchThread);
       const used = res.client ? ` (client used: ${res.client.used}, from ${res.client.evidence})` : "";
       log(`round ${r + 1} ${mode}: ${res.snapshots_per_s.toFixed(0)} snapshots/s${used} (load ${res.load1})`);
       round.push(res);
@@ -575,6 +586,11 @@ async function measureThroughput() {
     steady_service_platformatic_over_kafkajs_fetch: ratio(
       "service-platformatic",
       of("kafkajs-fetch"),
+      "steady_snapshots_per_s",
+    ),
+    steady_service_platformatic_one_thread_over_own_fetch: ratio(
+      "service-platformatic-one-thread",
+      of("platformatic-fetch"),
       "steady_snapshots_per_s",
     ),
     kafkajs_apply_over_kafkajs_fetch: ratio("kafkajs-apply", of("kafkajs-fetch")),

@@ -13,7 +13,8 @@
  *            scraped from the service, so the poll costs it nothing), and once they reach
  *            the end the service gets SIGTERM and writes its profile. It commits every
  *            100 ms instead of every second, so that those offsets follow its progress
- *            closely enough to bound a window of a few seconds.
+ *            closely enough to bound a window of a few seconds. Each thread writes its own
+ *            profile: the main thread's, and the fetch thread's (fetch_thread) printed after it.
  *   loop     a child under --cpu-prof that first fetches the whole topic with kafkajs
  *            into memory (the client alone: its fetch-only rate), then runs the service's
  *            per-record work over those very buffers: SnapshotProcessor.process and
@@ -158,6 +159,21 @@ function printSummary(title: string, rate: number, cpuUs: number, s: ProfileSumm
   for (const f of s.top) lines.push(`${pct(f.share)}  ${f.name.padEnd(42)} ${f.where || `(${f.area})`}`);
   lines.push("", `by area: ${s.areas.map((a) => `${a.area} ${pct(a.share).trim()}`).join(", ")}`);
   process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+/** Node.js names a profile CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0. */
+function threadProfileFile(dir: string, threadId: number): string | undefined {
+  return readdirSync(dir).find((f) => f.endsWith(".cpuprofile") && f.split(".")[4] === String(threadId));
+}
+
+function hasThreadProfile(dir: string, threadId: number): boolean {
+  return threadProfileFile(dir, threadId) !== undefined;
+}
+
+function threadProfile(dir: string, threadId: number): CpuProfile {
+  const file = threadProfileFile(dir, threadId);
+  if (!file) throw new Error(`no profile of thread ${threadId} in ${dir}`);
+  return JSON.parse(readFileSync(join(dir, file), "utf8")) as CpuProfile;
 }
 
 function newestProfile(dir: string, prefix: string): CpuProfile {
@@ -321,10 +337,12 @@ async function profileConsume(
 ) {
   const group = `profile-consume-${Date.now().toString(36)}`;
   const logFile = join(dir, "consume.log");
+  // A folder of its own: every thread writes a profile (the fetch thread too), named by thread id.
+  const profiles = join(dir, "consume");
+  mkdirSync(profiles, { recursive: true });
   const args = [
     "--cpu-prof",
-    `--cpu-prof-dir=${dir}`,
-    "--cpu-prof-name=consume.cpuprofile",
+    `--cpu-prof-dir=${profiles}`,
     "--import",
     "tsx",
     join(ROOT, "src/cli/main.ts"),
@@ -379,7 +397,10 @@ async function profileConsume(
   return {
     rate: count / ((last.at - first.at) / 1e6),
     cpu_us_per_snapshot: ((last.cpu - first.cpu) * 1e6) / count,
-    summary: summarize(newestProfile(dir, "consume"), first.at, last.at, TOP),
+    summary: summarize(threadProfile(profiles, 0), first.at, last.at, TOP),
+    fetch_thread: hasThreadProfile(profiles, 1)
+      ? summarize(threadProfile(profiles, 1), first.at, last.at, TOP)
+      : undefined,
   };
 }
 
@@ -419,6 +440,13 @@ async function main(): Promise<void> {
     log(`${expected} snapshots on ${topic}; profiles in ${relative(ROOT, dir)}`);
     const consume = await profileConsume(admin, topic, expected, dir);
     printSummary("reluwatch consume", consume.rate, consume.cpu_us_per_snapshot, consume.summary);
+    if (consume.fetch_thread)
+      printSummary(
+        "reluwatch consume, its fetch thread (rate and CPU: the whole process)",
+        consume.rate,
+        consume.cpu_us_per_snapshot,
+        consume.fetch_thread,
+      );
     const { fetch, loop } = await profileLoop(topic, expected, dir);
     printSummary(
       "kafkajs fetch only (the loop's preload)",

@@ -243,6 +243,10 @@ const serviceModes: Array<[string, string]> = t["service-kafkajs"]
   ? [
       ["service-kafkajs", "(b) consumer service, kafka_client=kafkajs (as `reluwatch consume`)"],
       ["service-platformatic", "(c) consumer service, kafka_client=platformatic"],
+      [
+        "service-platformatic-one-thread",
+        "(e) consumer service, kafka_client=platformatic, fetch_thread=false (one thread)",
+      ],
     ]
   : [["service", "(b) consumer service (as `reluwatch consume`)"]];
 for (const [mode, label] of [
@@ -282,6 +286,7 @@ const ratioLabels: Record<string, string> = {
   steady_service_platformatic_over_own_fetch: "(c) steady state / its client's ceiling",
   steady_service_kafkajs_over_kafkajs_fetch: "(b) steady state / (a)",
   steady_service_platformatic_over_kafkajs_fetch: "(c) steady state / (a)",
+  steady_service_platformatic_one_thread_over_own_fetch: "(e) steady state / (d)",
   service_over_kafkajs_fetch: "(b) / (a), same round",
   steady_service_over_kafkajs_fetch: "(b) steady state / (a)",
   kafkajs_apply_over_kafkajs_fetch: "kafkajs decode+apply / kafkajs fetch",

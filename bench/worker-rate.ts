@@ -6,7 +6,8 @@
  * on a filled topic of COUNT records, and prints the same figures the round stores: the rate from
  * the group join to the last record, CPU µs per record over it, and the rate over the topic's
  * second half (from the worker's 100 ms progress samples). WORKER_RATE_BROKERS, default
- * 127.0.0.1:19900, the bench's private broker.
+ * 127.0.0.1:19900, the bench's private broker; WORKER_RATE_FETCH_THREAD=false runs the service
+ * with fetch_thread off.
  */
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -33,6 +34,9 @@ const config = {
   group: `worker-rate-${Date.now().toString(36)}`,
   expected,
   ...(mode === "service" ? { startFrom: "earliest", kafkaClient: client } : {}),
+  ...(mode === "service" && process.env.WORKER_RATE_FETCH_THREAD
+    ? { fetchThread: process.env.WORKER_RATE_FETCH_THREAD !== "false" }
+    : {}),
 } as WorkerConfig;
 
 const worker = fork(fileURLToPath(new URL("./lib/consumer-worker.ts", import.meta.url)), [], {

@@ -45,6 +45,8 @@ export interface WorkerConfig {
   startFrom?: string;
   /** service: the kafka_client setting to ask for. */
   kafkaClient?: string;
+  /** service: the fetch_thread setting, when not its default. */
+  fetchThread?: boolean;
 }
 
 /** Which client a service process fetched with, by its own account. */
@@ -214,6 +216,7 @@ async function runService(): Promise<void> {
       topic: config.topic,
       group: config.group,
       ...(config.kafkaClient ? { kafkaClient: config.kafkaClient } : {}),
+      ...(config.fetchThread === undefined ? {} : { fetchThread: String(config.fetchThread) }),
       ...(config.startFrom ? { startFrom: config.startFrom } : {}),
       metricsPort: "0",
       metricsHost: "127.0.0.1",
