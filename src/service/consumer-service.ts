@@ -21,7 +21,7 @@ import { defaultTransactionalId, KafkajsTransactionalProducer } from "../sink/tr
 import { KafkaChangelogReader } from "../source/changelog-reader.js";
 import { createKafka } from "../source/kafka-client.js";
 import { kafkaErrorOf } from "../source/kafka-errors.js";
-import { KafkaSnapshotSource } from "../source/kafka-source.js";
+import { KafkaSnapshotSource, PARTITIONS_IN_FLIGHT } from "../source/kafka-source.js";
 import {
   createFetchPool,
   createPlatformaticConsumer,
@@ -95,6 +95,8 @@ export async function startConsumerService(
             brokers: settings.kafka.brokers,
             ...(settings.fetch_thread
               ? {
+                  // While the handler counts one fetch's batches, as many partitions again are fetched ahead.
+                  partitionsInFlight: 2 * PARTITIONS_IN_FLIGHT,
                   fetcher: new ThreadFetcher({
                     connection: platformaticConnectionFrom(settings.kafka),
                     topic: settings.topic,
