@@ -136,6 +136,9 @@ demo: install ## the live demo: train, consume, print ReLU deaths as they happen
 BENCH_KAFKA_PORT ?= 19900
 # About 25 minutes on 2 cores, 10 of them the soak; BENCH_SOAK_S and BENCH_RUNS shorten it (knobs: bench/e2e.ts).
 bench: install kafka-jars .venv ## benchmarks on a private local broker -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 BENCH_RUNS=1 shorten it)
+	@# The bench's private broker starts empty: topics an interrupted run left behind would add up on disk.
+	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down
+	rm -rf .kafka-local/$(BENCH_KAFKA_PORT)
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) up
 	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down' EXIT; \
 	  BENCH_BROKERS=127.0.0.1:$(BENCH_KAFKA_PORT) npx tsx bench/run.ts

@@ -28,7 +28,8 @@
  * snapshots, default 120: 46,080 snapshots, so that the second half over which the steady rate is taken lasts seconds), BENCH_SOAK_S, BENCH_SOAK_WARMUP_S, BENCH_SOAK_COMPRESSION (the
  * generator's: none by default, zstd | gzip), BENCH_SCALE_S, BENCH_SCALE_RUNS
  * (default 1), BENCH_SERVICE_CLIENT (the client of the soak and scale-out service, default
- * the `kafka_client` setting's default), and BENCH_ONLY=soak with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
+ * the `kafka_client` setting's default), BENCH_SOAK_FETCH_THREAD=false (the soak's service with
+ * fetch_thread off), and BENCH_ONLY=soak with BENCH_SOAK_RATE=N to repeat only the soak at N snapshots/s.
  *
  * Every consumer runs in its own process (bench/lib/consumer-worker.ts), so its
  * CPU time and memory are its own. Rates are taken from the first to the last
@@ -882,9 +883,10 @@ if (!Number.isFinite(serviceMax)) throw new Error("BENCH_ONLY=soak needs BENCH_S
 
 const rate = Math.max(1, Math.round(serviceMax / 2));
 const soakTopic = `bench.soak.${stamp}`;
-// Old segments go quickly: a 10-minute soak would otherwise keep gigabytes on disk.
+// Old segments go quickly: uncompressed at 9,000 snapshots/s a soak writes 150 MB/s, and a 10-minute
+// one would otherwise fill the disk (the local broker checks retention every 30 s).
 await createTopic(soakTopic, [
-  { name: "retention.ms", value: "120000" },
+  { name: "retention.ms", value: "60000" },
   { name: "segment.bytes", value: String(32 * 1024 * 1024) },
 ]);
 const service = startWorker({
@@ -895,6 +897,9 @@ const service = startWorker({
   expected: 0,
   startFrom: SERVICE_START,
   kafkaClient: SERVICE_CLIENT,
+  ...(process.env.BENCH_SOAK_FETCH_THREAD
+    ? { fetchThread: process.env.BENCH_SOAK_FETCH_THREAD !== "false" }
+    : {}),
 });
 const { metrics_url: metricsUrl } = await withTimeout(service.started, 60_000, "service start");
 const readyUrl = metricsUrl!.replace(/\/metrics$/, "/readyz");
