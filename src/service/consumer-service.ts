@@ -101,11 +101,6 @@ export async function startConsumerService(
                     connection: platformaticConnectionFrom(settings.kafka),
                     topic: settings.topic,
                     group: settings.group,
-                    context: {
-                      brokers: settings.kafka.brokers,
-                      topic: settings.topic,
-                      group: settings.group,
-                    },
                   }),
                 }
               : { fetchPool: createFetchPool(settings.kafka) }),

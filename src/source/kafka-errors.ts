@@ -127,6 +127,14 @@ function isKafkaClient(e: ErrorLike): boolean {
 }
 
 /**
+ * What a loop that waits out failures reports: the broker condition behind
+ * `err`, or KAFKA_ERROR with its message when it is none that kafkaErrorOf knows.
+ */
+export function kafkaConditionOf(err: unknown, ctx: KafkaErrorContext): KafkaError {
+  return kafkaErrorOf(err, ctx) ?? new KafkaError("KAFKA_ERROR", String(err), { cause: err });
+}
+
+/**
  * The expected broker condition behind `err`, or undefined when `err` did not
  * come from Kafka (a bug, shown as such). Any other kafkajs error becomes
  * `KAFKA_ERROR` with kafkajs's own message, still on one line.

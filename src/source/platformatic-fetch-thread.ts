@@ -14,7 +14,7 @@
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
-import { KafkaError, type KafkaErrorContext } from "./kafka-errors.js";
+import { KafkaError } from "./kafka-errors.js";
 import type { PlatformaticConnection } from "./platformatic-client.js";
 import {
   type FetchedPartition,
@@ -32,7 +32,6 @@ export interface FetchThreadData {
   connection: PlatformaticConnection;
   topic: string;
   group: string;
-  context: KafkaErrorContext;
 }
 
 export type ToFetchThread = { kind: "fetch"; id: number; request: FetchRequest } | { kind: "close" };

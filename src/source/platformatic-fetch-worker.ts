@@ -12,7 +12,8 @@ import type { FetchThreadData, FromFetchThread, ToFetchThread } from "./platform
 
 const port = parentPort;
 if (!port) throw new Error("platformatic-fetch-worker runs as a worker thread only");
-const { connection, topic, group, context } = workerData as FetchThreadData;
+const { connection, topic, group } = workerData as FetchThreadData;
+const context = { brokers: connection.bootstrapBrokers, topic, group };
 
 const consumer = new Consumer({
   ...connection,

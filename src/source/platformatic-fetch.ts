@@ -15,7 +15,7 @@
  * (`unpackFetched`): an inflated snapshot is never copied.
  */
 import type { ConnectionPool, Consumer } from "@platformatic/kafka";
-import { KafkaError, type KafkaErrorCode, type KafkaErrorContext, kafkaErrorOf } from "./kafka-errors.js";
+import { KafkaError, type KafkaErrorCode, type KafkaErrorContext, kafkaConditionOf } from "./kafka-errors.js";
 import { FETCH_LIMITS } from "./platformatic-client.js";
 import type { SourceRecord } from "./source.js";
 
@@ -218,8 +218,7 @@ function headersOf(entries: Array<[Buffer | null, Buffer | null]>): Record<strin
 
 export function fetchFailureOf(err: unknown, context: KafkaErrorContext): FetchFailure {
   if (err instanceof FetchFailure) return err;
-  const condition = kafkaErrorOf(err, context) ?? new KafkaError("KAFKA_ERROR", String(err), { cause: err });
-  return new FetchFailure(condition, outOfRangePartitions(err));
+  return new FetchFailure(kafkaConditionOf(err, context), outOfRangePartitions(err));
 }
 
 /** The partitions a failed fetch reports OFFSET_OUT_OF_RANGE for, with the log's bounds. */

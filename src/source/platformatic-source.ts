@@ -26,7 +26,7 @@
  */
 import type { ConnectionPool, Consumer, GroupAssignment } from "@platformatic/kafka";
 import type { Logger } from "../log.js";
-import { KafkaError, kafkaErrorOf } from "./kafka-errors.js";
+import { type KafkaError, kafkaConditionOf } from "./kafka-errors.js";
 import { PARTITIONS_IN_FLIGHT } from "./kafka-source.js";
 import { FETCH_LIMITS } from "./platformatic-client.js";
 import {
@@ -159,7 +159,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       options.fetcher ??
       new ConsumerFetcher(() => this.consumer, {
         topic,
-        context: { brokers: options.brokers, topic, group: options.group },
+        context: this.context,
         ...(options.fetchPool ? { pool: options.fetchPool } : {}),
       });
     const self = this;
@@ -541,6 +541,6 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
   }
 
   private condition(err: unknown): KafkaError {
-    return kafkaErrorOf(err, this.context) ?? new KafkaError("KAFKA_ERROR", String(err), { cause: err });
+    return kafkaConditionOf(err, this.context);
   }
 }

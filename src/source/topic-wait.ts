@@ -17,7 +17,7 @@ import { Kafka, logLevel } from "kafkajs";
 import type { KafkaSettings } from "../config/load.js";
 import type { Logger } from "../log.js";
 import { kafkaConfigFrom } from "./kafka-client.js";
-import { KafkaError, kafkaErrorOf } from "./kafka-errors.js";
+import { KafkaError, kafkaConditionOf } from "./kafka-errors.js";
 
 export interface TopicWaitOptions {
   /** Wait for this topic too; without it, only for the brokers. */
@@ -56,7 +56,7 @@ export async function waitForTopic(settings: KafkaSettings, opts: TopicWaitOptio
     opts.signal?.throwIfAborted();
     const condition = await probe(kafka, opts.topic).then(
       () => undefined,
-      (err: unknown) => kafkaErrorOf(err, ctx) ?? new KafkaError("KAFKA_ERROR", String(err), { cause: err }),
+      (err: unknown) => kafkaConditionOf(err, ctx),
     );
     if (!condition) {
       if (lastCode)

@@ -117,7 +117,6 @@ test("the fetch thread brings what a fetch on the calling thread brings, gzip an
     connection: platformaticConnectionFrom(settings),
     topic,
     group: `${topic}.thread`,
-    context,
   });
   const local = new ConsumerFetcher(() => metadataConsumer, { topic, context });
   try {
@@ -150,7 +149,6 @@ test("a broker that is not there comes back from the thread as BROKER_UNREACHABL
     connection: platformaticConnectionFrom(settingsFor(brokers)),
     topic,
     group: `${topic}.nowhere`,
-    context: { brokers, topic, group: "g" },
   });
   try {
     await assert.rejects(thread.fetch(request), (err: unknown) => {
