@@ -23,11 +23,19 @@ export class SingleObjectType {
   readonly fingerprint: bigint;
   private readonly header: Buffer;
   private readonly writers = new Map<string, KnownWriter>();
+  /**
+   * Where records are written before the exact-size copy that leaves: the header at its start, then
+   * the body. avsc's toBuffer writes into 1 KB, so a snapshot (tens of KB) would be written twice,
+   * into a zero-filled buffer, and copied once more behind the header. Grows to the largest record.
+   */
+  private scratch: Buffer;
 
   constructor(schema: AvroSchema) {
     this.type = parseType(schema);
     this.fingerprint = fingerprintOf(this.type);
     this.header = Buffer.concat([MAGIC, fingerprintBytes(this.fingerprint)]);
+    this.scratch = Buffer.allocUnsafe(64 * 1024);
+    this.header.copy(this.scratch);
     this.writers.set(fingerprintHex(this.fingerprint), { type: this.type, resolver: undefined });
   }
 
@@ -68,7 +76,17 @@ export class SingleObjectType {
   }
 
   encode(value: unknown): Buffer {
-    return Buffer.concat([this.header, this.type.toBuffer(value)]);
+    let end = this.type.encode(value, this.scratch, HEADER_BYTES);
+    if (end < 0) {
+      // avsc measured the record while failing to fit it: -end bytes were missing.
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, this.scratch.length - end));
+      this.header.copy(grown);
+      this.scratch = grown;
+      end = this.type.encode(value, this.scratch, HEADER_BYTES);
+    }
+    const out = Buffer.allocUnsafe(end);
+    this.scratch.copy(out, 0, 0, end);
+    return out;
   }
 
   /** The Avro record in the reader's schema; throws CodecError on a bad header or body. */
