@@ -120,6 +120,34 @@ describe("ChangelogStore", () => {
     );
   });
 
+  test("cadence: partitions written together first are spread over the interval after, none waiting longer", async () => {
+    const fake = new FakeLog();
+    let now = T0;
+    const interval = 60_000;
+    const store = new ChangelogStore(detectorAfter(3), fake, fake, {
+      intervalMs: interval,
+      log: logger().log,
+      now: () => now,
+    });
+    const partitions = [0, 1, 2, 3, 4, 5, 6, 7];
+    const writes = new Map(partitions.map((p) => [p, [] as number[]]));
+    // A commit a second, as the stream task makes them, for three intervals.
+    for (; now <= T0 + 3 * interval; now += 1000) {
+      for (const p of partitions)
+        if (store.prepareCheckpoint(p, BigInt(now), LAYERS)) writes.get(p)!.push(now - T0);
+    }
+    for (const p of partitions) {
+      const times = writes.get(p)!;
+      assert.equal(times[0], 0, `partition ${p} is written at its first commit`);
+      for (let i = 1; i < times.length; i++)
+        assert.ok(times[i]! - times[i - 1]! <= interval, `partition ${p}: ${times}`);
+    }
+    // The second round: one partition at a time, each at least a twelfth of the interval from the next (an even spread would be an eighth).
+    const second = partitions.map((p) => writes.get(p)![1]!).sort((a, b) => a - b);
+    for (let i = 1; i < second.length; i++)
+      assert.ok(second[i]! - second[i - 1]! >= interval / 12, `${second}`);
+  });
+
   test("a layer no longer written (evicted or dropped) is tombstoned, even after a restart", async () => {
     const fake = new FakeLog();
     const { log } = logger();
