@@ -156,7 +156,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     type: "bool",
     default: true,
     group: "stream",
-    doc: "With kafka_client platformatic: fetch the snapshot topic in a worker thread, where the client parses responses and inflates compressed batches, while the main thread decodes and counts. Turn off to keep consume on one thread (one core).",
+    doc: "With kafka_client platformatic: while a partition catches up (after its assignment, a restore's seek or a restart, until it reaches the end of its log), fetch the snapshot topic in a worker thread, where the client parses responses and inflates compressed batches, while the main thread decodes and counts. Caught up, the main thread fetches: handing answers over costs more CPU than it saves once the backlog is gone. Turn off to keep consume on one thread (one core).",
   },
   {
     name: "restore_lookback_ms",

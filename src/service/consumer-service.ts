@@ -93,17 +93,18 @@ export async function startConsumerService(
             topic: settings.topic,
             group: settings.group,
             brokers: settings.kafka.brokers,
+            fetchPool: createFetchPool(settings.kafka),
             ...(settings.fetch_thread
               ? {
                   // While the handler counts one fetch's batches, as many partitions again are fetched ahead.
                   partitionsInFlight: 2 * PARTITIONS_IN_FLIGHT,
-                  fetcher: new ThreadFetcher({
+                  backlogFetcher: new ThreadFetcher({
                     connection: platformaticConnectionFrom(settings.kafka),
                     topic: settings.topic,
                     group: settings.group,
                   }),
                 }
-              : { fetchPool: createFetchPool(settings.kafka) }),
+              : {}),
             log,
           },
         )

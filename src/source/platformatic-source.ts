@@ -23,6 +23,17 @@
  * a worker thread (platformatic-fetch-thread.ts). Either way, the next fetch
  * goes out before the handler gets the batches of the last one, so the broker
  * and the thread work while the handler does.
+ *
+ * Given a `backlogFetcher` (the thread), the source fetches with it while
+ * some partition is catching up: from its assignment, a seek or a restart
+ * until an answer first reaches the partition's high watermark. That is where
+ * a second thread pays, parsing the next answer while the handler counts this
+ * one: a restore replaying input, a restart at run age, a filled topic. Caught
+ * up, an answer holds what arrived during the last one; handing it over from
+ * another thread costs more CPU a snapshot than parsing it here, and a backlog
+ * that forms later (a slow spell) is drained on the calling thread: where the
+ * cores are shared, the thread's extra CPU slowed such catching up rather
+ * than sped it (docs/profile.md).
  */
 import type { ConnectionPool, Consumer, GroupAssignment } from "@platformatic/kafka";
 import type { Logger } from "../log.js";
@@ -60,6 +71,8 @@ export interface PlatformaticSourceOptions {
   log: Logger;
   /** What fetches; closed by stop(). Without it the consumer fetches, on `fetchPool` when given. */
   fetcher?: Fetcher;
+  /** What fetches instead while a partition catches up (a fetch thread); opened by start(), closed by stop(). */
+  backlogFetcher?: Fetcher;
   /** Partitions fetched or in the handler at once; default PARTITIONS_IN_FLIGHT. */
   partitionsInFlight?: number;
   /** Connections for the consumer's fetches only (createFetchPool); without it fetches share the consumer's. */
@@ -88,6 +101,8 @@ interface PartitionState {
   position: bigint | undefined;
   /** Bumped by every move of the position from outside the loop (seek, restart); older batches are stale. */
   epoch: number;
+  /** Catching up: assigned, sought or restarted, and no answer has reached the high watermark since. */
+  catchingUp: boolean;
   /** A fetch or a batch of this partition is in flight. */
   busy: boolean;
   /** Leader epoch of the newest batch, passed on with commits. */
@@ -203,6 +218,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         if (!state) return; // not ours (any more): whoever owns it plans its own start
         state.position = offset;
         state.epoch++;
+        state.catchingUp = true;
         self.scheduleLoop();
       },
       async commit(partition, offset) {
@@ -239,6 +255,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     this.handler = handler;
     // A fetch thread boots while the group is joined.
     this.fetcher.open();
+    this.options.backlogFetcher?.open();
     this.consumer.topics.track(this.topic);
     await this.consumer.joinGroup({});
   }
@@ -249,6 +266,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     // Leaving the group hands the partitions over now rather than after the session timeout.
     await this.client?.close(true);
     await this.fetcher.close();
+    await this.options.backlogFetcher?.close();
   }
 
   private onJoin(assignments: GroupAssignment[]): void {
@@ -267,6 +285,8 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         leaderEpoch: -1,
         highWatermark: undefined,
         answeredAt: 0,
+        // A partition taken over mid-run starts with a backlog, as far as anyone knows.
+        catchingUp: true,
       });
     this.joined = true;
     this.handler?.assignment(mine);
@@ -383,9 +403,12 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       state.busy = true;
       inFlight++;
     }
+    const backlog = this.options.backlogFetcher;
+    const fetcher =
+      backlog && [...this.partitions.values()].some((s) => s.catchingUp) ? backlog : this.fetcher;
     for (const [node, asked] of byNode) {
       this.fetchingFrom.add(node);
-      this.fetcher
+      fetcher
         .fetch({
           node,
           topicId: topicMetadata.id,
@@ -422,6 +445,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       if (answer.highWatermark >= 0n) {
         state.highWatermark = answer.highWatermark;
         state.answeredAt = Date.now();
+        if (answer.end >= answer.highWatermark) state.catchingUp = false;
       }
       if (answer.leaderEpoch !== undefined) state.leaderEpoch = answer.leaderEpoch;
       const { records, end } = answer;
@@ -469,6 +493,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
         );
         state.position = undefined;
         state.epoch++;
+        state.catchingUp = true;
         void this.startPositions([state.partition]);
       }
     } finally {

@@ -16,6 +16,7 @@ import { pino } from "pino";
 import type { KafkaSettings } from "../../../src/config/index.js";
 import { PARTITIONS_IN_FLIGHT } from "../../../src/source/kafka-source.js";
 import { platformaticConnectionFrom } from "../../../src/source/platformatic-client.js";
+import type { FetchedPartition, Fetcher, FetchRequest } from "../../../src/source/platformatic-fetch.js";
 import {
   type PlatformaticConsumer,
   PlatformaticSnapshotSource,
@@ -355,6 +356,114 @@ describe("PlatformaticSnapshotSource", () => {
     for (const p of unasked)
       assert.ok(next.asked.has(p), `partition ${p}, never fetched, is in the next fetch`);
     await s.stop();
+  });
+
+  test("with a backlog fetcher: it fetches from an assignment or a seek until the answers reach the high watermark, the consumer after", async () => {
+    const k = fakeConsumer({ committed: [0n, 0n] });
+    const requests: Array<{ request: FetchRequest; respond: (answer: FetchedPartition[]) => void }> = [];
+    const arrivals: Array<() => void> = [];
+    const backlog: Fetcher & { opened: number; closed: number } = {
+      opened: 0,
+      closed: 0,
+      open() {
+        this.opened++;
+      },
+      fetch: (request) =>
+        new Promise((respond) => {
+          requests.push({ request, respond });
+          arrivals.shift()?.();
+        }),
+      async close() {
+        this.closed++;
+      },
+    };
+    const nextBacklogFetch = async () => {
+      while (requests.length === 0) await new Promise<void>((r) => arrivals.push(r));
+      return requests.shift()!;
+    };
+    const answer = (
+      partition: number,
+      from: number,
+      to: number,
+      highWatermark: number,
+    ): FetchedPartition => ({
+      partition,
+      highWatermark: BigInt(highWatermark),
+      leaderEpoch: 7,
+      end: BigInt(to),
+      records: Array.from({ length: to - from }, (_, i) => ({
+        topic: TOPIC,
+        partition,
+        offset: String(from + i),
+        key: null,
+        value: Buffer.from(`v${from + i}`),
+      })),
+    });
+    const s = new PlatformaticSnapshotSource(k.consumer, {
+      topic: TOPIC,
+      group: "g",
+      brokers: ["b:9092"],
+      log,
+      backlogFetcher: backlog,
+      initialBackoffMs: 1,
+      maxBackoffMs: 1,
+    });
+    const h = controlledHandler();
+    await s.start(h.handler);
+    assert.equal(backlog.opened, 1, "opened with the source, so a thread boots while the group is joined");
+    k.join([0, 1]);
+    // Nothing answered yet: a partition taken over may hold a backlog, so the backlog fetcher goes first.
+    const first = await nextBacklogFetch();
+    assert.deepEqual(
+      first.request.partitions.map((p) => [p.partition, p.fetchOffset]),
+      [
+        [0, 0n],
+        [1, 0n],
+      ],
+    );
+    // Partition 0 got 3 of the 10 records its log holds; partition 1 all of its 2.
+    first.respond([answer(0, 0, 3, 10), answer(1, 0, 2, 2)]);
+    await h.arrived(2);
+    h.batches[0]!.resolve(2n);
+    h.batches[1]!.resolve(1n);
+    const second = await nextBacklogFetch();
+    assert.equal(k.pendingFetches(), 0, "the consumer did not fetch while partition 0 was behind");
+    assert.deepEqual(
+      second.request.partitions.map((p) => [p.partition, p.fetchOffset]),
+      [
+        [0, 3n],
+        [1, 2n],
+      ],
+    );
+    second.respond([answer(0, 3, 10, 10), answer(1, 2, 2, 2)]);
+    await h.arrived(3);
+    h.batches[2]!.resolve(9n);
+    // Caught up everywhere: the consumer fetches, from where the backlog fetcher's batches ended.
+    const third = await fetchOf(k, 0);
+    assert.equal(third.asked.get(0), 10n);
+    assert.equal(requests.length, 0);
+    // A backlog that forms later stays with the consumer: the broker holds 50 now, and sent up to 12.
+    third.respond([partitionAnswer(0, [wireBatch([{ offset: 10 }, { offset: 11 }])], 50n)]);
+    const batch = await h.arrived(4);
+    assert.deepEqual(
+      batch.batch.records.map((r) => r.offset),
+      ["10", "11"],
+    );
+    batch.resolve(11n);
+    const fourth = await fetchOf(k, 0);
+    assert.equal(fourth.asked.get(0), 12n);
+    assert.equal(requests.length, 0);
+    // A seek (a restore's replay) makes the partition catch up again: the backlog fetcher takes over.
+    s.offsets.seek(0, 5n);
+    fourth.respond([]);
+    let fifth = await nextBacklogFetch();
+    while (!fifth.request.partitions.some((p) => p.partition === 0)) {
+      fifth.respond([]);
+      fifth = await nextBacklogFetch();
+    }
+    assert.equal(fifth.request.partitions.find((p) => p.partition === 0)?.fetchOffset, 5n);
+    await s.stop();
+    assert.equal(backlog.closed, 1);
   });
 
   test("a seek makes the batch in hand stale and the next fetch starts at the sought offset; a fetch in flight is dropped", async () => {
