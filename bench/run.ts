@@ -145,14 +145,14 @@ const add = (section: string, measure: string, value: string, target = "", ok?: 
 add(
   "core",
   "FiringCounts unit-updates/s (CPU time)",
-  fig(c.counts_unit_updates_per_s.cpu, 1, 1e-6) + " M",
+  `${fig(c.counts_unit_updates_per_s.cpu, 1, 1e-6)} M`,
   ">= 200 M",
   c.counts_unit_updates_per_s.cpu.median >= 200e6,
 );
 add(
   "core",
   "raw float32 values/s (CPU time)",
-  fig(c.raw_float32_values_per_s.cpu, 1, 1e-6) + " M",
+  `${fig(c.raw_float32_values_per_s.cpu, 1, 1e-6)} M`,
   ">= 300 M",
   c.raw_float32_values_per_s.cpu.median >= 300e6,
 );

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { addOptionFlags, CONSUME_GROUPS, envOf, loadSettingsOrExit, OPTION_SPECS } from "../config/index.js";
 import type { Settings } from "../config/load.js";
 import { runLiveDemo, runTrainerOnly } from "../demo/live-demo.js";

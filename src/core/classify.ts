@@ -15,7 +15,6 @@ import {
   type LayerState,
   MOSTLY_SILENT,
   STATE_NAMES,
-  UNKNOWN,
 } from "./layer-state.js";
 import type { UnitTransition } from "./snapshot.js";
 

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Kafka } from "kafkajs";
-import { decodeTransition } from "../../src/codec/index.js";
 import type { LayerSummary } from "../../src/core/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import {
@@ -23,8 +22,6 @@ import {
   assertEventsExactlyOnce,
   assertLayersMatch,
   layersMatch,
-  readTopic,
-  transitionKey,
   waitForCommittedToEnd,
 } from "../support/topics.js";
 

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { decodeTransition } from "../../src/codec/index.js";
 import type { UnitTransition } from "../../src/core/index.js";
 import { createTopic, getBroker, kafkaClient, type TestBroker, uniqueTopic } from "../support/broker.js";
 import {
@@ -22,7 +21,6 @@ import {
   assertLayersMatch,
   committedOffsets,
   endOffsets,
-  readTopic,
   transitionKey,
   waitForCommittedToEnd,
 } from "../support/topics.js";

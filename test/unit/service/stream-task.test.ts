@@ -215,11 +215,7 @@ describe("StreamTask", () => {
       [["16", "bad_magic"]],
     );
     assert.deepEqual(h.source.commits, [[0, 18n]]);
-    assert.deepEqual(
-      h.source.log,
-      ["write " + expected.length + "+1", "commit 0@18"],
-      "written before committed",
-    );
+    assert.deepEqual(h.source.log, [`write ${expected.length}+1`, "commit 0@18"], "written before committed");
     assert.equal(h.task.notReadyReason(), undefined, "live once past the committed offset");
     const m = await h.metrics();
     assert.equal(sumOf(m, "reluwatch_restoring"), 0);
