@@ -97,7 +97,7 @@ export async function startConsumerService(
             ...(settings.fetch_thread
               ? {
                   // While the handler counts one fetch's batches, as many partitions again are fetched ahead.
-                  partitionsInFlight: 2 * PARTITIONS_IN_FLIGHT,
+                  backlogPartitionsInFlight: 2 * PARTITIONS_IN_FLIGHT,
                   backlogFetcher: new ThreadFetcher({
                     connection: platformaticConnectionFrom(settings.kafka),
                     topic: settings.topic,

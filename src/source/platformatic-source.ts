@@ -73,6 +73,12 @@ export interface PlatformaticSourceOptions {
   fetcher?: Fetcher;
   /** What fetches instead while a partition catches up (a fetch thread); opened by start(), closed by stop(). */
   backlogFetcher?: Fetcher;
+  /**
+   * partitionsInFlight while the backlog fetcher fetches; default the same. A thread fetches ahead for
+   * partitions the handler has not reached; on the calling thread the same cap let fetches shrink to
+   * one partition each, queued behind one another on the node (the soak fell behind at half a core).
+   */
+  backlogPartitionsInFlight?: number;
   /** Partitions fetched or in the handler at once; default PARTITIONS_IN_FLIGHT. */
   partitionsInFlight?: number;
   /** Connections for the consumer's fetches only (createFetchPool); without it fetches share the consumer's. */
@@ -369,7 +375,13 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     // A node serves one fetch at a time, so a partition whose batch finishes waits for the poll in flight:
     // while batches are in the handler, polls are short.
     const maxWaitTime = inFlight > 0 ? BUSY_POLL_MS : FETCH_LIMITS.maxWaitTime;
-    if (ready.length === 0 || inFlight >= this.partitionsInFlight) return;
+    const backlog = this.options.backlogFetcher;
+    const catchingUp = backlog !== undefined && [...this.partitions.values()].some((s) => s.catchingUp);
+    const fetcher = catchingUp ? backlog : this.fetcher;
+    const cap = catchingUp
+      ? (this.options.backlogPartitionsInFlight ?? this.partitionsInFlight)
+      : this.partitionsInFlight;
+    if (ready.length === 0 || inFlight >= cap) return;
     let metadata: Awaited<ReturnType<PlatformaticConsumer["metadata"]>>;
     try {
       metadata = await this.consumer.metadata({ topics: [this.topic] });
@@ -390,7 +402,7 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     const now = Date.now();
     const order = [...rotated.filter((s) => !caughtUp(s, now)), ...rotated.filter((s) => caughtUp(s, now))];
     const byNode = new Map<number, Array<{ state: PartitionState; epoch: number; offset: bigint }>>();
-    for (let i = 0; i < order.length && inFlight < this.partitionsInFlight; i++) {
+    for (let i = 0; i < order.length && inFlight < cap; i++) {
       const state = order[i]!;
       // Another await may have taken it meanwhile.
       if (state.busy || state.position === undefined || this.partitions.get(state.partition) !== state)
@@ -403,9 +415,6 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
       state.busy = true;
       inFlight++;
     }
-    const backlog = this.options.backlogFetcher;
-    const fetcher =
-      backlog && [...this.partitions.values()].some((s) => s.catchingUp) ? backlog : this.fetcher;
     for (const [node, asked] of byNode) {
       this.fetchingFrom.add(node);
       fetcher

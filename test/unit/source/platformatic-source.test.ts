@@ -466,6 +466,42 @@ describe("PlatformaticSnapshotSource", () => {
     assert.equal(backlog.closed, 1);
   });
 
+  test("backlogPartitionsInFlight caps partitions while the backlog fetcher fetches, partitionsInFlight after", async () => {
+    const k = fakeConsumer({ partitions: 6, committed: [0n, 0n, 0n, 0n, 0n, 0n] });
+    const asked: number[][] = [];
+    const backlog: Fetcher = {
+      open() {},
+      // Every partition asked for is at the end of its log.
+      fetch: async (request) => {
+        asked.push(request.partitions.map((p) => p.partition));
+        return request.partitions.map((p) => ({
+          partition: p.partition,
+          highWatermark: p.fetchOffset,
+          leaderEpoch: undefined,
+          end: p.fetchOffset,
+          records: [],
+        }));
+      },
+      async close() {},
+    };
+    const s = new PlatformaticSnapshotSource(k.consumer, {
+      topic: TOPIC,
+      group: "g",
+      brokers: ["b:9092"],
+      log,
+      backlogFetcher: backlog,
+      backlogPartitionsInFlight: 6,
+      initialBackoffMs: 1,
+      maxBackoffMs: 1,
+    });
+    await s.start(controlledHandler().handler);
+    k.join([0, 1, 2, 3, 4, 5]);
+    const live = await k.nextFetch();
+    assert.deepEqual(asked, [[0, 1, 2, 3, 4, 5]], "one fetch of every partition while catching up");
+    assert.equal(live.asked.size, PARTITIONS_IN_FLIGHT);
+    await s.stop();
+  });
+
   test("a seek makes the batch in hand stale and the next fetch starts at the sought offset; a fetch in flight is dropped", async () => {
     const k = fakeConsumer({ committed: [5n] });
     const s = source(k);
