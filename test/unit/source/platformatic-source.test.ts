@@ -412,10 +412,10 @@ describe("PlatformaticSnapshotSource", () => {
     await s.start(h.handler);
     assert.equal(backlog.opened, 1, "opened with the source, so a thread boots while the group is joined");
     k.join([0, 1]);
-    // Nothing answered yet: a partition taken over may hold a backlog, so the backlog fetcher goes first.
     /** Partition → offset a request of the backlog fetcher asks for. */
     const askedOf = (request: FetchRequest) =>
       new Map(request.partitions.map((p) => [p.partition, p.fetchOffset]));
+    // Nothing answered yet: a partition taken over may hold a backlog, so the backlog fetcher goes first.
     const first = await nextBacklogFetch();
     assert.deepEqual(
       askedOf(first.request),
