@@ -135,13 +135,20 @@ demo: install ## the live demo: train, consume, print ReLU deaths as they happen
 # A private broker on its own port, so other topics and tests never share it with the measurements.
 BENCH_KAFKA_PORT ?= 19900
 # About 25 minutes on 2 cores, 10 of them the soak; BENCH_SOAK_S and BENCH_RUNS shorten it (knobs: bench/e2e.ts).
-bench: install kafka-jars .venv ## benchmarks on a private local broker -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 BENCH_RUNS=1 shorten it)
-	@# The bench's private broker starts empty: topics an interrupted run left behind would add up on disk.
+# The soak's own broker keeps its log in memory (bench/e2e.ts says why; about 9 GB at the peak).
+BENCH_SOAK_KAFKA_PORT ?= 19920
+BENCH_SOAK_STATE ?= /dev/shm/reluwatch-bench-soak
+SOAK_KAFKA := KAFKA_PORT=$(BENCH_SOAK_KAFKA_PORT) KAFKA_STATE_DIR=$(BENCH_SOAK_STATE) $(KAFKA)
+bench: install kafka-jars .venv ## benchmarks on private local brokers -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 BENCH_RUNS=1 shorten it)
+	@# The bench's private brokers start empty: topics an interrupted run left behind would add up.
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down
-	rm -rf .kafka-local/$(BENCH_KAFKA_PORT)
+	$(SOAK_KAFKA) down
+	rm -rf .kafka-local/$(BENCH_KAFKA_PORT) $(BENCH_SOAK_STATE)
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) up
-	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down' EXIT; \
-	  BENCH_BROKERS=127.0.0.1:$(BENCH_KAFKA_PORT) npx tsx bench/run.ts
+	KAFKA_EXTRA_PROPERTIES=$(CURDIR)/bench/soak-broker.properties $(SOAK_KAFKA) up
+	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) $(KAFKA) down; $(SOAK_KAFKA) down; rm -rf $(BENCH_SOAK_STATE)' EXIT; \
+	  BENCH_BROKERS=127.0.0.1:$(BENCH_KAFKA_PORT) BENCH_SOAK_BROKERS=127.0.0.1:$(BENCH_SOAK_KAFKA_PORT) \
+	  BENCH_SOAK_BROKER_LOG="$$(stat -f -c %T $(BENCH_SOAK_STATE))" npx tsx bench/run.ts
 
 PROFILE_KAFKA_PORT ?= 19960
 profile: install kafka-jars ## CPU profile of `reluwatch consume` and of its decode+process loop on a private broker: top self-time functions, snapshots/s

@@ -62,6 +62,14 @@ import { benchScenario, INTERVAL, LAYERS, RANKS, UNITS } from "./lib/scenario.js
 import { type Figure, figure, linearFit, load1, percentile, sleep } from "./lib/stats.js";
 
 const brokers = (process.env.BENCH_BROKERS ?? "127.0.0.1:19900").split(",");
+/**
+ * The soak's broker, and where it keeps its log. make bench gives the soak a broker of its own whose log
+ * is in memory (tmpfs): at 150 MB/s a broker writing to this machine's disk stalled for seconds at a
+ * time while the service waited on it (docs/profile.md, "The broker's disk"), and a deployed broker
+ * has disks and cores of its own.
+ */
+const soakBrokers = (process.env.BENCH_SOAK_BROKERS ?? brokers.join(",")).split(",");
+const SOAK_BROKER_LOG = process.env.BENCH_SOAK_BROKER_LOG ?? "disk";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const STEPS = Number(process.env.BENCH_STEPS ?? 120);
 /** SnapshotPublishers that fill the scale-out topic together. */
@@ -96,8 +104,12 @@ const kafka = new Kafka({ clientId: "bench", brokers, logLevel: logLevel.WARN })
 const admin = kafka.admin();
 await admin.connect();
 
-async function createTopic(topic: string, configEntries: Array<{ name: string; value: string }> = []) {
-  await admin.createTopics({
+async function createTopic(
+  topic: string,
+  configEntries: Array<{ name: string; value: string }> = [],
+  on: typeof admin = admin,
+) {
+  await on.createTopics({
     waitForLeaders: true,
     topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1, configEntries }],
   });
@@ -883,15 +895,25 @@ if (!Number.isFinite(serviceMax)) throw new Error("BENCH_ONLY=soak needs BENCH_S
 
 const rate = Math.max(1, Math.round(serviceMax / 2));
 const soakTopic = `bench.soak.${stamp}`;
+const soakAdmin =
+  soakBrokers.join(",") === brokers.join(",")
+    ? admin
+    : new Kafka({ clientId: "bench-soak", brokers: soakBrokers, logLevel: logLevel.WARN }).admin();
+if (soakAdmin !== admin) await soakAdmin.connect();
 // Old segments go quickly: uncompressed at 9,000 snapshots/s a soak writes 150 MB/s, and a 10-minute
-// one would otherwise fill the disk (the local broker checks retention every 30 s).
-await createTopic(soakTopic, [
-  { name: "retention.ms", value: "60000" },
-  { name: "segment.bytes", value: String(32 * 1024 * 1024) },
-]);
+// one would otherwise fill the disk, or the memory of make bench's soak broker (bench/soak-broker.properties
+// has it check retention every 5 s and delete at once: about a minute and a half of the soak, 9 GB, is kept).
+await createTopic(
+  soakTopic,
+  [
+    { name: "retention.ms", value: "60000" },
+    { name: "segment.bytes", value: String(32 * 1024 * 1024) },
+  ],
+  soakAdmin,
+);
 const service = startWorker({
   mode: "service",
-  brokers,
+  brokers: soakBrokers,
   topic: soakTopic,
   group: `bench-soak-${stamp}`,
   expected: 0,
@@ -933,7 +955,7 @@ log(
 /** Publish times of rank 0's snapshots per layer, in step order, until the step shows in /metrics. */
 const pending = new Map<string, Array<{ step: number; at: number }>>();
 const generator = (() => {
-  const cfg: GeneratorConfig = { brokers, topic: soakTopic, rate, compression: soakCompression };
+  const cfg: GeneratorConfig = { brokers: soakBrokers, topic: soakTopic, rate, compression: soakCompression };
   const logFile = join(LOG_DIR, `${stamp}-generator.log`);
   const out = openSync(logFile, "w");
   const child = fork(fileURLToPath(new URL("./lib/load-generator.ts", import.meta.url)), [], {
@@ -1081,7 +1103,8 @@ await scraper;
 const finalBody = await (await fetch(metricsUrl!)).text();
 const serviceClient = clientReport(SERVICE_CLIENT, service);
 await service.stop();
-await admin.deleteTopics({ topics: [soakTopic] }).catch(() => undefined);
+await soakAdmin.deleteTopics({ topics: [soakTopic] }).catch(() => undefined);
+if (soakAdmin !== admin) await soakAdmin.disconnect();
 await admin.disconnect();
 
 // Series per layer, counted on a live scrape: every sample line that carries a layer label.
@@ -1197,6 +1220,8 @@ const result = {
     warmup_s: SOAK_WARMUP_S,
     window_s: windowMs / 1000,
     rate_snapshots_per_s: rate,
+    brokers: soakBrokers,
+    broker_log: SOAK_BROKER_LOG,
     service_client: serviceClient,
     publisher_compression: soakCompression,
     publisher: pubStats,

@@ -357,9 +357,11 @@ if (so?.runs) {
 /** Rows of a soak, this run's or a separate BENCH_ONLY=soak run's. */
 const soakRows = (soak: Json, area: string) => {
   const client = soak.service_client ? `, kafka_client=${soak.service_client.used}` : "";
+  // Stored before the soak had a broker of its own: it shared the bench's, whose log is on disk.
+  const brokerLog = `, broker log on ${soak.broker_log ?? "disk"}`;
   add(
     area,
-    `publish → /metrics p50 / p99 after warm-up, all samples, ms, at ${num(soak.rate_snapshots_per_s)} snapshots/s${client}`,
+    `publish → /metrics p50 / p99 after warm-up, all samples, ms, at ${num(soak.rate_snapshots_per_s)} snapshots/s${client}${brokerLog}`,
     `${num(soak.latency_ms_after_warmup.p50)} / ${num(soak.latency_ms_after_warmup.p99)} (${num(soak.latency_ms_after_warmup.samples)} samples${soak.latency_ms_after_warmup.unmeasured ? `; ${num(soak.latency_ms_after_warmup.unmeasured)} published steps never seen before the end` : ""})`,
   );
   add(area, "publish → /metrics p50, ms (per window after warm-up)", fig(soak.latency_p50_ms));
@@ -539,6 +541,11 @@ const md = [
   `published and had acknowledged against its target; the first ${num(s.warmup_s ?? s.seconds / s.windows.length)} s are warm-up (the first verdicts of every unit: one`,
   "transition event each), reported apart. Memory growth is the rise of a least-squares line through the",
   "samples after warm-up, from the first window to the last, over its value at the first.",
+  `The soak has a broker of its own${s.brokers ? ` (${s.brokers.join(",")})` : ""}, its log on ${s.broker_log ?? "disk"}: make bench puts it in`,
+  "memory (tmpfs; bench/soak-broker.properties) because a broker writing the soak's 150 MB/s to this",
+  "machine's disk answered seconds late now and then, and the service waited on it (docs/profile.md,",
+  '"The broker\'s disk", has soaks on disk beside soaks in memory). A deployed broker has disks and cores',
+  "of its own.",
   "Steady state: the second half of the topic, past every unit's first verdict.",
   "Scale-out: a topic of its own (zstd), sized from this run's one-instance rate so that two instances",
   "consume together for a while (at least 30 s to count); one instance reads its first half, then two in",
