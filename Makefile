@@ -135,9 +135,12 @@ demo: install ## the live demo: train, consume, print ReLU deaths as they happen
 # A private broker on its own port, so other topics and tests never share it with the measurements.
 BENCH_KAFKA_PORT ?= 19900
 # About 25 minutes on 2 cores, 10 of them the soak; BENCH_SOAK_S and BENCH_RUNS shorten it (knobs: bench/e2e.ts).
-# The soak's own broker keeps its log in memory (bench/e2e.ts says why; about 9 GB at the peak).
+# The soak's own broker keeps its log in memory (bench/e2e.ts says why; about 9 GB at the peak), on disk
+# where /dev/shm has less than 12 GB free; the results name the filesystem either way.
 BENCH_SOAK_KAFKA_PORT ?= 19920
-BENCH_SOAK_STATE ?= /dev/shm/reluwatch-bench-soak
+BENCH_SOAK_STATE ?= $(shell avail=$$(df -k --output=avail /dev/shm 2>/dev/null | tail -n 1); \
+  if [ "$${avail:-0}" -gt 12000000 ] 2>/dev/null; then echo /dev/shm/reluwatch-bench-soak; \
+  else echo $(CURDIR)/.kafka-local/$(BENCH_SOAK_KAFKA_PORT); fi)
 SOAK_KAFKA := KAFKA_PORT=$(BENCH_SOAK_KAFKA_PORT) KAFKA_STATE_DIR=$(BENCH_SOAK_STATE) $(KAFKA)
 bench: install kafka-jars .venv ## benchmarks on private local brokers -> docs/benchmarks.{json,md}, docs/scaling.md (BENCH_SOAK_S=60 BENCH_RUNS=1 shorten it)
 	@# The bench's private brokers start empty: topics an interrupted run left behind would add up.
