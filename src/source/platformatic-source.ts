@@ -19,8 +19,9 @@
  * newly assigned starts at the group's committed offset, or at the log start
  * when the group never committed there.
  *
- * What fetches is a `Fetcher` (platformatic-fetch.ts): the consumer itself, or
- * a worker thread (platformatic-fetch-thread.ts). Either way, the next fetch
+ * What fetches is a `Fetcher` (platformatic-fetch.ts): the consumer itself, on
+ * `fetchPool` when given, or a worker thread (platformatic-fetch-thread.ts) as
+ * the `backlogFetcher` below. Either way, the next fetch
  * goes out before the handler gets the batches of the last one, so the broker
  * and the thread work while the handler does.
  *
@@ -69,8 +70,6 @@ export interface PlatformaticSourceOptions {
   group: string;
   brokers: readonly string[];
   log: Logger;
-  /** What fetches; closed by stop(). Without it the consumer fetches, on `fetchPool` when given. */
-  fetcher?: Fetcher;
   /** What fetches instead while a partition catches up (a fetch thread); opened by start(), closed by stop(). */
   backlogFetcher?: Fetcher;
   /**
@@ -176,13 +175,11 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
     this.backoffMs = options.initialBackoffMs ?? 500;
     const { topic } = options;
     this.partitionsInFlight = options.partitionsInFlight ?? PARTITIONS_IN_FLIGHT;
-    this.fetcher =
-      options.fetcher ??
-      new ConsumerFetcher(() => this.consumer, {
-        topic,
-        context: this.context,
-        ...(options.fetchPool ? { pool: options.fetchPool } : {}),
-      });
+    this.fetcher = new ConsumerFetcher(() => this.consumer, {
+      topic,
+      context: this.context,
+      ...(options.fetchPool ? { pool: options.fetchPool } : {}),
+    });
     const self = this;
     this.offsets = {
       async committed(partitions) {
@@ -367,16 +364,18 @@ export class PlatformaticSnapshotSource implements SnapshotSource {
   private async fetchRound(): Promise<void> {
     if (this.stopping || this.fatal || this.retryTimer || !this.handler) return;
     let inFlight = 0;
+    let anyCatchingUp = false;
     const ready: PartitionState[] = [];
     for (const state of this.partitions.values()) {
       if (state.busy) inFlight++;
       else if (state.position !== undefined) ready.push(state);
+      anyCatchingUp ||= state.catchingUp;
     }
     // A node serves one fetch at a time, so a partition whose batch finishes waits for the poll in flight:
     // while batches are in the handler, polls are short.
     const maxWaitTime = inFlight > 0 ? BUSY_POLL_MS : FETCH_LIMITS.maxWaitTime;
     const backlog = this.options.backlogFetcher;
-    const catchingUp = backlog !== undefined && [...this.partitions.values()].some((s) => s.catchingUp);
+    const catchingUp = backlog !== undefined && anyCatchingUp;
     const fetcher = catchingUp ? backlog : this.fetcher;
     const cap = catchingUp
       ? (this.options.backlogPartitionsInFlight ?? this.partitionsInFlight)
